@@ -1,0 +1,11 @@
+// The `tessera` subcommands. argv[0] is the subcommand name. User mistakes throw UserError.
+#pragma once
+
+namespace tessera {
+
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
+int cmd_prepare(int argc, char** argv);
+
+}  // namespace tessera

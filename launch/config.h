@@ -1,0 +1,74 @@
+// The run configuration: one struct per TOML section, each field declared once in a table
+// (config.cpp) that drives parsing, validation messages and the resolved config.toml.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "optim/config.h"
+
+namespace tessera {
+
+struct ParallelConfig {
+  int64_t tp = 1, pp = 1, dp = 0;  // dp = 0: world / (tp * pp)
+  std::string schedule = "1f1b";
+  int64_t virtual_stages = 1;
+  bool sequence_parallel = false;
+  int64_t zero = 0;
+  double bucket_mb = 25;
+};
+
+struct TrainConfig {
+  int64_t steps = 100;
+  int64_t micro_batch = 4;
+  int64_t global_batch = 0;  // sequences per step; 0 = micro_batch * dp
+  int64_t seed = 1234;
+  std::string device = "cpu";       // cpu | cuda
+  std::string precision = "fp32";   // fp32 | bf16 | fp64
+  std::string recompute = "none";   // none | full
+  int64_t eval_every = 0;           // 0 = only at the end
+  int64_t eval_batches = 8;
+  int64_t threads = 0;              // CPU threads per rank; 0 = all cores / ranks on the node
+};
+
+struct DataConfig {
+  std::string tokenizer = "byte";
+  std::string train;  // directory of token shards
+  std::string valid;  // directory of token shards; empty = no validation
+};
+
+struct CheckpointConfig {
+  std::string dir;
+  int64_t every = 0;
+  int64_t keep = 2;
+  bool async = false;
+  std::string resume = "none";
+};
+
+struct LogConfig {
+  std::string dir = "runs/default";
+  int64_t every = 1;
+  bool tensorboard = false;
+};
+
+struct RunConfig {
+  ModelConfig model;
+  ParallelConfig parallel;
+  TrainConfig train;
+  OptimConfig optim;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+  std::string source;  // file the config came from (for messages)
+};
+
+// Parses `path` (may be empty: defaults only), applies `--set section.key=value` overrides,
+// validates. Every problem is a UserError naming the file, the key and what is allowed.
+RunConfig config_load(const std::string& path, const std::vector<std::string>& overrides);
+// Parses TOML text (e.g. the config stored inside a weights file).
+RunConfig config_parse(const std::string& toml_text, const std::string& source_name);
+// The resolved configuration as TOML (every key, defaults included).
+std::string config_to_toml(const RunConfig& cfg);
+
+}  // namespace tessera

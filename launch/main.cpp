@@ -1,0 +1,55 @@
+// tessera: one binary, subcommands. User mistakes end here as one line and exit code 2.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "launch/commands.h"
+#include "runtime/error.h"
+
+#ifndef TESSERA_VERSION
+#define TESSERA_VERSION "0.0.0"
+#endif
+#ifndef TESSERA_GIT_COMMIT
+#define TESSERA_GIT_COMMIT "unknown"
+#endif
+
+namespace {
+
+void print_usage() {
+  std::puts(
+      "usage: tessera <command> [args]\n"
+      "  train CONFIG.toml [--set section.key=value ...]   pretrain a model\n"
+      "  prepare --tokenizer SPEC --input PATH... --out DIR  tokenize a corpus into shards\n"
+      "  eval --model WEIGHTS.h5 --tokens DIR              loss per token on prepared shards\n"
+      "  generate --model WEIGHTS.h5 --prompt TEXT         sample a continuation\n"
+      "  version                                           print version and build");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "train") return tessera::cmd_train(argc - 1, argv + 1);
+    if (cmd == "prepare") return tessera::cmd_prepare(argc - 1, argv + 1);
+    if (cmd == "eval") return tessera::cmd_eval(argc - 1, argv + 1);
+    if (cmd == "generate") return tessera::cmd_generate(argc - 1, argv + 1);
+    if (cmd == "version" || cmd == "--version") {
+      std::printf("tessera %s (commit %s)\n", TESSERA_VERSION, TESSERA_GIT_COMMIT);
+      return 0;
+    }
+    std::fprintf(stderr, "tessera: error: unknown command '%s' (try: tessera help)\n", cmd.c_str());
+    return 2;
+  } catch (const tessera::UserError& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "tessera: error: a numeric option has a value that is not a number\n");
+    return 2;
+  }
+}

@@ -1,0 +1,80 @@
+#include "launch/session.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <vector>
+
+#include "checkpoints/weights_file.h"
+#include "data/loader.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+#include "runtime/error.h"
+#include "runtime/ops.h"
+
+namespace tessera {
+
+std::unique_ptr<Device> session_device(const RunConfig& cfg) {
+  if (cfg.train.threads > 0) {
+    omp_set_num_threads(static_cast<int>(cfg.train.threads));
+    openblas_set_num_threads(static_cast<int>(cfg.train.threads));
+  }
+  return Device::create(cfg.train.device == "cuda" ? DeviceKind::cuda : DeviceKind::cpu);
+}
+
+void session_resolve_vocab(RunConfig& cfg) {
+  const int64_t v = data::tokenizer_create(cfg.data.tokenizer)->vocab_size();
+  if (cfg.model.vocab_size == 0) cfg.model.vocab_size = v;
+  if (cfg.model.vocab_size < v)
+    throw UserError(cfg.source + ": model.vocab_size = " + std::to_string(cfg.model.vocab_size) +
+                    " is smaller than the tokenizer's vocabulary (" + std::to_string(v) + ")");
+}
+
+std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Device& dev, int64_t B,
+                                                  RunConfig& cfg) {
+  const WeightsMeta meta = weights_read_meta(path);
+  cfg = config_parse(meta.config_toml, path + " (stored config)");
+  RunShape shape;
+  shape.micro_batch = B;
+  shape.seq_len = cfg.model.seq_len;
+  shape.device = dev.kind();
+  shape.compute = dev.kind() == DeviceKind::cuda ? DType::bf16
+                  : meta.dtype == "f64"          ? DType::f64
+                                                 : DType::f32;
+  const DType grad = shape.compute == DType::bf16 ? DType::f32 : shape.compute;
+  auto model = std::make_unique<ModelInstance>(cfg.model, stage_spec_whole(cfg.model), shape, dev, grad);
+  weights_load(path, dev, model->registry());
+  return model;
+}
+
+EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
+                            const std::string& shards_dir, int64_t batches) {
+  const data::ShardSet shards = data::ShardSet::open(shards_dir);
+  const int64_t T = cfg.model.seq_len, B = cfg.train.micro_batch;
+  data::Loader loader(shards, T, 0);  // seed 0: fixed windows, the same for every evaluation
+  batches = std::min<int64_t>(batches, std::max<int64_t>(1, loader.num_windows() / B));
+  const DType loss_dtype = model.registry().all().front().value.dtype == DType::f64 ? DType::f64 : DType::f32;
+  Arena measure("eval", dev.kind());
+  auto carve = [&](Arena& a) {
+    return std::vector<Tensor>{a.take({B, T}, DType::i32), a.take({B, T}, DType::i32),
+                               a.take({B * T}, loss_dtype)};
+  };
+  carve(measure);
+  Arena arena("eval", dev, measure.used());
+  const auto buf = carve(arena);
+  std::vector<int32_t> in(B * T), tg(B * T);
+  EvalResult r;
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    loader.batch(b, B, 0, B, in.data(), tg.data());
+    dev.copy_from_host(buf[0], in.data());
+    dev.copy_from_host(buf[1], tg.data());
+    model.stage().forward(dev, 0, buf[0], Tensor{}, buf[1], buf[2], DropoutKey{}, false, 0.0f);
+    for (double l : tensor_to_host_f64(dev, buf[2])) sum += l;
+    r.tokens += B * T;
+  }
+  r.loss = sum / static_cast<double>(r.tokens);
+  return r;
+}
+
+}  // namespace tessera

@@ -1,0 +1,41 @@
+// The CPU backend: one function per op in runtime/ops.h, templated on the element type
+// (float for training, double for the fp64 reference and gradient checks). All tensors of one
+// call share the element type, except tokens/targets (i32).
+#pragma once
+#include "runtime/ops.h"
+
+namespace tessera::cpu {
+
+template <typename T> void encoder_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe);
+template <typename T> void encoder_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
+template <typename T>
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor in, Tensor weight,
+                       Tensor bias, float eps);
+template <typename T>
+void layernorm_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tensor in,
+                        Tensor weight, Tensor mean, Tensor rstd);
+template <typename T> void matmul_forward(Tensor out, Tensor in, Tensor weight, Tensor bias);
+template <typename T>
+void matmul_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tensor in,
+                     Tensor weight);
+template <typename T> void gelu_forward(Tensor out, Tensor in);
+template <typename T> void gelu_backward(Tensor din, Tensor in, Tensor dout);
+template <typename T>
+void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t n_head);
+template <typename T>
+void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int64_t n_head);
+template <typename T> void add(Tensor out, Tensor a, Tensor b);
+template <typename T> void add_inplace(Tensor acc, Tensor x);
+template <typename T>
+void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream);
+template <typename T>
+void cross_entropy(Tensor losses, Tensor logits, Tensor targets, int64_t V, float dloss,
+                   bool backward);
+template <typename T>
+void adamw_step(Tensor master, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams& hp);
+template <typename T> void sum_squares(Tensor out, Tensor x, bool accumulate);
+template <typename T> void scale_inplace(Tensor x, float s);
+void convert(Tensor dst, Tensor src);
+void fill_zero(Tensor t);
+
+}  // namespace tessera::cpu

@@ -1,0 +1,98 @@
+// The op set the model needs. Every op dispatches on the device of its tensors:
+//   CPU : float and double (OpenBLAS GEMM, OpenMP loops), all tensors of one compute dtype;
+//   CUDA: bf16 activations/weights with fp32 accumulation; weight gradients, losses, norm
+//         statistics and optimizer state in f32.
+// Shapes are in the comments: N = B*T rows, C channels, OC output channels, NH heads,
+// Vp padded vocabulary, V real vocabulary. Unless stated, outputs are overwritten; "+=" marks
+// accumulation (weight gradients accumulate across micro-batches).
+#pragma once
+#include <cstdint>
+
+#include "runtime/device.h"
+#include "runtime/tensor.h"
+
+namespace tessera::ops {
+
+// out (B,T,C) = wte[tokens] (Vp,C) + wpe[t] (T_max,C); tokens (B,T) i32.
+void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe);
+// dwte += scatter(dout), dwpe += sum over batch. dwpe may be empty.
+void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
+
+// out (N,C) = (in - mean) * rstd * weight + bias; mean, rstd (N) saved for backward.
+void layernorm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in,
+                       Tensor weight, Tensor bias, float eps);
+// din (N,C) overwritten; dweight, dbias (C) +=.
+void layernorm_backward(Device& dev, Tensor din, Tensor dweight, Tensor dbias, Tensor dout,
+                        Tensor in, Tensor weight, Tensor mean, Tensor rstd);
+
+// out (N,OC) = in (N,C) @ weight(OC,C)^T + bias (OC); bias may be empty.
+void matmul_forward(Device& dev, Tensor out, Tensor in, Tensor weight, Tensor bias);
+// pre (N,OC) = in @ weight^T + bias; out (N,OC) = gelu(pre). One fused epilogue on CUDA.
+void matmul_bias_gelu_forward(Device& dev, Tensor out, Tensor pre, Tensor in, Tensor weight,
+                              Tensor bias);
+// din (N,C) = dout @ weight (overwritten; may be empty); dweight (OC,C) += dout^T @ in;
+// dbias (OC) += column sums of dout (may be empty).
+void matmul_backward(Device& dev, Tensor din, Tensor dweight, Tensor dbias, Tensor dout,
+                     Tensor in, Tensor weight);
+
+// GELU, tanh approximation (as GPT-2). din = gelu'(in) * dout. din may alias dout.
+void gelu_forward(Device& dev, Tensor out, Tensor in);
+void gelu_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
+
+// Causal multi-head self-attention. qkv (B,T,3C) packed as [q | k | v], head h owning
+// columns [h*HS, (h+1)*HS) of each part; out (B,T,C). aux holds what backward needs:
+// attention_aux_shape() says its shape/dtype for a device (CPU: probabilities (B,NH,T,T);
+// CUDA: softmax statistics (B,NH,T) f32).
+struct AuxSpec {
+  Shape shape;
+  DType dtype;
+};
+AuxSpec attention_aux_shape(DeviceKind device, DType compute, int64_t B, int64_t T, int64_t NH);
+void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, int64_t n_head);
+// dqkv (B,T,3C) overwritten.
+void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor aux,
+                        int64_t n_head);
+
+// out = a + b (all same shape). out may alias a or b.
+void add(Device& dev, Tensor out, Tensor a, Tensor b);
+// acc += x.
+void add_inplace(Device& dev, Tensor acc, Tensor x);
+
+// Inverted dropout with a counter-based mask: element i of the tensor is kept iff
+// philox_uniform(seed, stream, i) >= p, kept values scaled by 1/(1-p). Nothing is stored:
+// backward regenerates the mask from (seed, stream). out may alias in.
+void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream);
+void dropout_backward(Device& dev, Tensor din, Tensor dout, float p, uint64_t seed,
+                      uint64_t stream);
+
+// Fused softmax cross-entropy over the first V of Vp columns (padding columns get zero
+// gradient). losses (N) = -log softmax(logits)[target]; rows whose target is < 0 are ignored
+// (loss 0, gradient 0). Then logits is overwritten in place by
+// dlogits = (softmax - onehot(target)) * dloss, so the probabilities are never stored.
+void cross_entropy_forward_backward(Device& dev, Tensor losses, Tensor logits, Tensor targets,
+                                    int64_t V, float dloss);
+// Forward only (evaluation); logits untouched.
+void cross_entropy_forward(Device& dev, Tensor losses, Tensor logits, Tensor targets, int64_t V);
+
+// AdamW with decoupled weight decay on one contiguous parameter range:
+//   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+//   p -= lr * (m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps) + weight_decay * p)
+// master, grad, m, v (n) share a dtype (f32, or f64 on the CPU reference). If working is not
+// empty (bf16 on CUDA) it receives the rounded updated weights.
+struct AdamWParams {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // 1-based
+  float grad_scale;
+};
+void adamw_step(Device& dev, Tensor master, Tensor grad, Tensor m, Tensor v, Tensor working,
+                const AdamWParams& hp);
+
+// out (1) (+)= sum(x^2) in out's dtype (f32 or f64).
+void sum_squares(Device& dev, Tensor out, Tensor x, bool accumulate);
+// x *= s.
+void scale_inplace(Device& dev, Tensor x, float s);
+// dst = src with dtype conversion (f32 <-> bf16 <-> f64), same device and element count.
+void convert(Device& dev, Tensor dst, Tensor src);
+void fill_zero(Device& dev, Tensor t);
+
+}  // namespace tessera::ops
