@@ -1,0 +1,159 @@
+// The whole GPT stage in float64: parameter gradients against finite differences of the loss,
+// recomputation equal to stored activations, initialisation independent of how it is run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/init.h"
+#include "model/instance.h"
+#include "runtime/ops.h"
+
+namespace tessera {
+namespace {
+
+ModelConfig tiny_config(double dropout) {
+  ModelConfig c;
+  c.n_layer = 2;
+  c.d_model = 8;
+  c.n_head = 2;
+  c.vocab_size = 11;
+  c.seq_len = 4;
+  c.dropout = dropout;
+  return c;
+}
+
+struct Tiny {
+  ModelConfig cfg;
+  std::unique_ptr<Device> dev = Device::create(DeviceKind::cpu);
+  std::unique_ptr<ModelInstance> model;
+  std::vector<int32_t> tok, tgt;
+  std::vector<double> losses;
+  Tensor tokens, targets, loss_t;
+  const int64_t B = 2;
+
+  Tiny(double dropout, Recompute recompute) : cfg(tiny_config(dropout)) {
+    RunShape s;
+    s.micro_batch = B;
+    s.seq_len = cfg.seq_len;
+    s.recompute = recompute;
+    s.compute = DType::f64;
+    model = std::make_unique<ModelInstance>(cfg, stage_spec_whole(cfg), s, *dev, DType::f64);
+    init_parameters(*dev, model->registry(), 7);
+    // Larger-than-default weights so every gradient is far from zero.
+    for (Param& p : model->registry().all())
+      if (p.init == ParamInit::normal) ops::scale_inplace(*dev, p.value, 10.0f);
+    const int64_t n = B * cfg.seq_len;
+    for (int64_t i = 0; i < n; ++i) {
+      tok.push_back(static_cast<int32_t>((i * 5 + 3) % cfg.vocab_size));
+      tgt.push_back(static_cast<int32_t>((i * 7 + 1) % cfg.vocab_size));
+    }
+    losses.assign(n, 0);
+    tokens = Tensor{tok.data(), DType::i32, DeviceKind::cpu, {B, cfg.seq_len}};
+    targets = Tensor{tgt.data(), DType::i32, DeviceKind::cpu, {B, cfg.seq_len}};
+    loss_t = Tensor{losses.data(), DType::f64, DeviceKind::cpu, {n}};
+  }
+  double loss(bool with_backward) {
+    const float dloss = with_backward ? 1.0f / static_cast<float>(losses.size()) : 0.0f;
+    const DropoutKey key{3, 1, 0};
+    model->stage().forward(*dev, 0, tokens, Tensor{}, targets, loss_t, key, true, dloss);
+    double s = 0;
+    for (double l : losses) s += l;
+    if (with_backward) model->stage().backward(*dev, 0, tokens, Tensor{}, key);
+    return s / static_cast<double>(losses.size());
+  }
+};
+
+class ModelGrad : public ::testing::TestWithParam<double> {};
+
+TEST_P(ModelGrad, EveryParameterMatchesFiniteDifferences) {
+  Tiny t(GetParam(), Recompute::none);
+  ops::fill_zero(*t.dev, t.model->registry().flat_grads());
+  t.loss(true);
+  for (Param& p : t.model->registry().all()) {
+    double* v = p.value.ptr<double>();
+    const double* g = p.grad.ptr<double>();
+    const int64_t n = p.value.numel();
+    double max_err = 0, max_g = 0;
+    for (int s = 0; s < 6; ++s) {
+      int64_t k = (s * 104729 + 13) % n;
+      if (p.name == "wte") k = (s % t.cfg.vocab_size) * t.cfg.d_model + s;  // real rows only
+      const double h = 1e-5, saved = v[k];
+      v[k] = saved + h;
+      const double lp = t.loss(false);
+      v[k] = saved - h;
+      const double lm = t.loss(false);
+      v[k] = saved;
+      const double numeric = (lp - lm) / (2 * h);
+      max_err = std::max(max_err, std::abs(numeric - g[k]));
+      max_g = std::max(max_g, std::abs(numeric));
+    }
+    EXPECT_LT(max_err, 1e-6 * std::max(1.0, max_g)) << p.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dropout, ModelGrad, ::testing::Values(0.0, 0.2));
+
+TEST(Model, FullRecomputeGivesIdenticalGradients) {
+  Tiny a(0.1, Recompute::none), b(0.1, Recompute::full);
+  ops::fill_zero(*a.dev, a.model->registry().flat_grads());
+  ops::fill_zero(*b.dev, b.model->registry().flat_grads());
+  EXPECT_EQ(a.loss(true), b.loss(true));
+  auto& pa = a.model->registry().all();
+  auto& pb = b.model->registry().all();
+  for (size_t i = 0; i < pa.size(); ++i)
+    for (int64_t k = 0; k < pa[i].grad.numel(); ++k)
+      ASSERT_EQ(pa[i].grad.ptr<double>()[k], pb[i].grad.ptr<double>()[k]) << pa[i].name;
+}
+
+TEST(Model, InitialisationFollowsGpt2) {
+  Tiny t(0.0, Recompute::none);
+  ModelConfig cfg = tiny_config(0.0);
+  cfg.n_layer = 6;
+  cfg.d_model = 64;
+  cfg.vocab_size = 300;
+  RunShape s;
+  s.compute = DType::f64;
+  ModelInstance m(cfg, stage_spec_whole(cfg), s, *t.dev, DType::f64);
+  init_parameters(*t.dev, m.registry(), 1);
+  auto stddev = [](const Param& p, int64_t rows) {
+    const double* v = p.value.ptr<double>();
+    const int64_t n = rows * (p.value.numel() / p.value.dim(0));
+    double s2 = 0;
+    for (int64_t i = 0; i < n; ++i) s2 += v[i] * v[i];
+    return std::sqrt(s2 / n);
+  };
+  const Param& wte = m.registry().get("wte");
+  EXPECT_EQ(wte.value.dim(0), 384) << "vocabulary padded to a multiple of 128";
+  EXPECT_NEAR(stddev(wte, 300), 0.02, 0.001);
+  for (int64_t r = 300; r < 384; ++r) EXPECT_EQ(wte.value.ptr<double>()[r * 64], 0.0);
+  EXPECT_NEAR(stddev(m.registry().get("h.0.mlp.fc.weight"), 256), 0.02, 0.001);
+  EXPECT_NEAR(stddev(m.registry().get("h.0.attn.proj.weight"), 64), 0.02 / std::sqrt(12.0), 0.0005);
+  EXPECT_EQ(m.registry().get("h.3.ln_1.weight").value.ptr<double>()[5], 1.0);
+  EXPECT_EQ(m.registry().get("h.3.attn.qkv.bias").value.ptr<double>()[5], 0.0);
+}
+
+TEST(Model, InitialisationOfAShardEqualsTheSliceOfTheWhole) {
+  auto dev = Device::create(DeviceKind::cpu);
+  Param whole;
+  whole.name = "h.0.mlp.fc.weight";
+  whole.global_shape = whole.local_shape = Shape{8, 6};
+  std::vector<double> a(48), b(24);
+  whole.value = Tensor{a.data(), DType::f64, DeviceKind::cpu, whole.global_shape};
+  Param shard = whole;
+  shard.local_shape = Shape{8, 3};  // column half, as a row-parallel split would hold
+  shard.shard_dim = 1;
+  shard.shard_offset = 3;
+  shard.value = Tensor{b.data(), DType::f64, DeviceKind::cpu, shard.local_shape};
+  ParamRegistry r1, r2;
+  r1.add(whole);
+  r2.add(shard);
+  r1.all()[0].value = whole.value;
+  r2.all()[0].value = shard.value;
+  init_parameters(*dev, r1, 99);
+  init_parameters(*dev, r2, 99);
+  for (int row = 0; row < 8; ++row)
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(b[row * 3 + c], a[row * 6 + 3 + c]);
+}
+
+}  // namespace
+}  // namespace tessera
