@@ -1,6 +1,5 @@
 #include "launch/session.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <vector>
@@ -15,10 +14,7 @@
 namespace tessera {
 
 std::unique_ptr<Device> session_device(const RunConfig& cfg) {
-  if (cfg.train.threads > 0) {
-    omp_set_num_threads(static_cast<int>(cfg.train.threads));
-    openblas_set_num_threads(static_cast<int>(cfg.train.threads));
-  }
+  if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   return Device::create(cfg.train.device == "cuda" ? DeviceKind::cuda : DeviceKind::cpu);
 }
 

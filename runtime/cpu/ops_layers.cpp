@@ -1,8 +1,11 @@
 // CPU backend: embedding, LayerNorm, GELU, causal attention, dropout, softmax cross-entropy.
 // Every loop is written in T so the same code runs in float (training) and double (reference
 // and finite-difference checks).
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/backend.h"
@@ -108,9 +111,49 @@ void layernorm_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, T
 }
 
 namespace {
+
 template <typename T>
 constexpr T kGeluScale = T(0.7978845608028654);  // sqrt(2/pi)
+
+// e^x for float written so that loops calling it vectorize (a libm call does not): Cody-Waite
+// reduction x = n ln2 + r, |r| <= ln2/2, and the Cephes expf polynomial; about 1 ulp. Inputs are
+// clamped to [-87, 88] (e^-87 ~ 1.6e-38 stands in for smaller results); NaN stays NaN.
+inline float exp_vectorizable(float x) {
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: t's low mantissa bits hold round(x / ln2)
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float t = x * 1.44269504088896341f + kShift;
+  const float n = t - kShift;
+  const int32_t n_int = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kShift);  // no UB on NaN
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = (p * r) * r + r + 1.0f;
+  return y * std::bit_cast<float>((n_int + 127) << 23);  // * 2^n
 }
+
+// The exp of the float kernels (training speed); double keeps libm (reference accuracy).
+template <typename T>
+inline T exp_kernel(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return exp_vectorizable(x);
+  else
+    return std::exp(x);
+}
+
+// GELU's 0.5 (1 + tanh(u)) written as the logistic function of 2u: the same value without
+// tanh's cancellation for negative u, and with an exp the float loops can vectorize.
+template <typename T>
+inline T gelu_gate(T x, T& du) {
+  const T u = kGeluScale<T> * (x + T(0.044715) * x * x * x);
+  du = kGeluScale<T> * (T(1) + T(3) * T(0.044715) * x * x);
+  return T(1) / (T(1) + exp_kernel<T>(T(-2) * u));
+}
+
+}  // namespace
 
 template <typename T>
 void gelu_forward(Tensor out, Tensor in) {
@@ -119,8 +162,8 @@ void gelu_forward(Tensor out, Tensor in) {
   T* o = out.ptr<T>();
 #pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
-    const T u = kGeluScale<T> * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
-    o[i] = T(0.5) * x[i] * (T(1) + std::tanh(u));
+    T du;
+    o[i] = x[i] * gelu_gate<T>(x[i], du);
   }
 }
 
@@ -129,47 +172,111 @@ void gelu_backward(Tensor din, Tensor in, Tensor dout) {
   const int64_t n = in.numel();
   const T *x = in.ptr<T>(), *d = dout.ptr<T>();
   T* o = din.ptr<T>();
+  // d/dx [x sigma(2u)] = sigma + 2 x sigma (1 - sigma) du   (sigma = 0.5 (1 + tanh u))
 #pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
-    const T u = kGeluScale<T> * (x[i] + T(0.044715) * x[i] * x[i] * x[i]);
-    const T th = std::tanh(u);
-    const T du = kGeluScale<T> * (T(1) + T(3) * T(0.044715) * x[i] * x[i]);
-    o[i] = d[i] * (T(0.5) * (T(1) + th) + T(0.5) * x[i] * (T(1) - th * th) * du);
+    T du;
+    const T g = gelu_gate<T>(x[i], du);
+    o[i] = d[i] * (g + T(2) * x[i] * g * (T(1) - g) * du);
   }
 }
+
+// Causal attention, one (batch, head) per task. Within a head, query rows are taken kRows at a
+// time: the keys every row of the block sees (s <= t0) are loaded once for the whole block, and
+// each row then finishes its own few remaining keys (t0 < s <= t) alone, so no row ever reads
+// a later position. The `omp simd` loops vectorize over the head dimension (their dot products
+// may be reassociated); sums over keys run in increasing s, and backward adds a block's rows'
+// contributions to dk and dv together.
+namespace {
+constexpr int64_t kRows = 4;
+}  // namespace
 
 template <typename T>
 void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t NH) {
   const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = qkv.dim(2), C = C3 / 3, HS = C / NH;
   const T scale = T(1) / std::sqrt(static_cast<T>(HS));
-  const T* in = qkv.ptr<T>();
-  T *o = out.ptr<T>(), *P = probs.ptr<T>();
 #pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < NH; ++h) {
-      T* Pbh = P + (b * NH + h) * Tn * Tn;
-      for (int64_t t = 0; t < Tn; ++t) {
-        const T* q = in + (b * Tn + t) * C3 + h * HS;
-        T* prow = Pbh + t * Tn;
-        T maxv = -INFINITY;
-        for (int64_t s = 0; s <= t; ++s) {
-          const T* k = in + (b * Tn + s) * C3 + C + h * HS;
-          T dot = 0;
-          for (int64_t i = 0; i < HS; ++i) dot += q[i] * k[i];
-          prow[s] = dot * scale;
-          maxv = std::max(maxv, prow[s]);
+      // Rows of Q, K, V are C3 apart, rows of O are C apart; P is (T, T).
+      const T* Q = qkv.ptr<T>() + b * Tn * C3 + h * HS;
+      const T *K = Q + C, *V = Q + 2 * C;
+      T* O = out.ptr<T>() + b * Tn * C + h * HS;
+      T* P = probs.ptr<T>() + (b * NH + h) * Tn * Tn;
+      // Scores: P[t, s] = q_t . k_s / sqrt(HS) for s <= t.
+      for (int64_t t0 = 0; t0 < Tn; t0 += kRows) {
+        const int64_t rows = std::min(kRows, Tn - t0), shared = rows == kRows ? t0 + 1 : 0;
+        if (rows == kRows) {
+          const T *q0 = Q + t0 * C3, *q1 = q0 + C3, *q2 = q1 + C3, *q3 = q2 + C3;
+          for (int64_t s = 0; s < shared; ++s) {
+            const T* k = K + s * C3;
+            T d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+            for (int64_t i = 0; i < HS; ++i) {
+              d0 += q0[i] * k[i];
+              d1 += q1[i] * k[i];
+              d2 += q2[i] * k[i];
+              d3 += q3[i] * k[i];
+            }
+            P[t0 * Tn + s] = d0 * scale;
+            P[(t0 + 1) * Tn + s] = d1 * scale;
+            P[(t0 + 2) * Tn + s] = d2 * scale;
+            P[(t0 + 3) * Tn + s] = d3 * scale;
+          }
         }
+        for (int64_t t = t0; t < t0 + rows; ++t)
+          for (int64_t s = shared; s <= t; ++s) {
+            const T *q = Q + t * C3, *k = K + s * C3;
+            T dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t i = 0; i < HS; ++i) dot += q[i] * k[i];
+            P[t * Tn + s] = dot * scale;
+          }
+      }
+      // Softmax over s <= t; the masked future is exactly zero.
+      for (int64_t t = 0; t < Tn; ++t) {
+        T* prow = P + t * Tn;
+        T maxv = -INFINITY;
+        for (int64_t s = 0; s <= t; ++s) maxv = std::max(maxv, prow[s]);
         T sum = 0;
-        for (int64_t s = 0; s <= t; ++s) sum += (prow[s] = std::exp(prow[s] - maxv));
+#pragma omp simd reduction(+ : sum)
+        for (int64_t s = 0; s <= t; ++s) {
+          const T e = exp_kernel<T>(prow[s] - maxv);
+          prow[s] = e;
+          sum += e;
+        }
         const T inv = T(1) / sum;
+#pragma omp simd
         for (int64_t s = 0; s <= t; ++s) prow[s] *= inv;
         for (int64_t s = t + 1; s < Tn; ++s) prow[s] = 0;
-        T* orow = o + (b * Tn + t) * C + h * HS;
-        for (int64_t i = 0; i < HS; ++i) orow[i] = 0;
-        for (int64_t s = 0; s <= t; ++s) {
-          const T* v = in + (b * Tn + s) * C3 + 2 * C + h * HS;
-          for (int64_t i = 0; i < HS; ++i) orow[i] += prow[s] * v[i];
+      }
+      // Outputs: o_t = sum over s <= t of P[t, s] v_s.
+      for (int64_t t0 = 0; t0 < Tn; t0 += kRows) {
+        const int64_t rows = std::min(kRows, Tn - t0), shared = rows == kRows ? t0 + 1 : 0;
+        for (int64_t t = t0; t < t0 + rows; ++t) std::fill(O + t * C, O + t * C + HS, T(0));
+        if (rows == kRows) {
+          T *o0 = O + t0 * C, *o1 = o0 + C, *o2 = o1 + C, *o3 = o2 + C;
+          const T* p0 = P + t0 * Tn;
+          for (int64_t s = 0; s < shared; ++s) {
+            const T* v = V + s * C3;
+            const T a0 = p0[s], a1 = p0[Tn + s], a2 = p0[2 * Tn + s], a3 = p0[3 * Tn + s];
+#pragma omp simd
+            for (int64_t i = 0; i < HS; ++i) {
+              o0[i] += a0 * v[i];
+              o1[i] += a1 * v[i];
+              o2[i] += a2 * v[i];
+              o3[i] += a3 * v[i];
+            }
+          }
         }
+        for (int64_t t = t0; t < t0 + rows; ++t)
+          for (int64_t s = shared; s <= t; ++s) {
+            const T* v = V + s * C3;
+            const T a = P[t * Tn + s];
+            T* o = O + t * C;
+#pragma omp simd
+            for (int64_t i = 0; i < HS; ++i) o[i] += a * v[i];
+          }
       }
     }
 }
@@ -178,41 +285,98 @@ template <typename T>
 void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int64_t NH) {
   const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = qkv.dim(2), C = C3 / 3, HS = C / NH;
   const T scale = T(1) / std::sqrt(static_cast<T>(HS));
-  const T *in = qkv.ptr<T>(), *d = dout.ptr<T>(), *P = probs.ptr<T>();
-  T* g = dqkv.ptr<T>();
-  std::memset(g, 0, dqkv.bytes());
+  std::memset(dqkv.data, 0, dqkv.bytes());
   // Each (b, h) touches only its own head's columns of dqkv: no races.
 #pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < NH; ++h) {
-      const T* Pbh = P + (b * NH + h) * Tn * Tn;
-      std::vector<T> dp(Tn);
-      for (int64_t t = 0; t < Tn; ++t) {
-        const T* prow = Pbh + t * Tn;
-        const T* drow = d + (b * Tn + t) * C + h * HS;
-        // dv[s] += p[t,s] * dout[t];  dp[s] = dout[t] . v[s]
-        T dot_pdp = 0;
-        for (int64_t s = 0; s <= t; ++s) {
-          const T* v = in + (b * Tn + s) * C3 + 2 * C + h * HS;
-          T* dv = g + (b * Tn + s) * C3 + 2 * C + h * HS;
-          T acc = 0;
-          for (int64_t i = 0; i < HS; ++i) {
-            dv[i] += prow[s] * drow[i];
-            acc += drow[i] * v[i];
+      const T* Q = qkv.ptr<T>() + b * Tn * C3 + h * HS;
+      const T *K = Q + C, *V = Q + 2 * C;
+      T* dQ = dqkv.ptr<T>() + b * Tn * C3 + h * HS;
+      T *dK = dQ + C, *dV = dQ + 2 * C;
+      const T* dO = dout.ptr<T>() + b * Tn * C + h * HS;
+      const T* P = probs.ptr<T>() + (b * NH + h) * Tn * Tn;
+      std::vector<T> dp(kRows * Tn);  // dp[j][s] = do_t . v_s for the block's rows t = t0 + j
+      for (int64_t t0 = 0; t0 < Tn; t0 += kRows) {
+        const int64_t rows = std::min(kRows, Tn - t0), shared = rows == kRows ? t0 + 1 : 0;
+        T pdp[kRows] = {};  // sum over s of P[t, s] dp[t, s]
+        // dv_s += P[t, s] do_t;  dp[t, s] = do_t . v_s
+        if (rows == kRows) {
+          const T *do0 = dO + t0 * C, *do1 = do0 + C, *do2 = do1 + C, *do3 = do2 + C;
+          const T* p0 = P + t0 * Tn;
+          for (int64_t s = 0; s < shared; ++s) {
+            const T* v = V + s * C3;
+            T* dv = dV + s * C3;
+            const T a0 = p0[s], a1 = p0[Tn + s], a2 = p0[2 * Tn + s], a3 = p0[3 * Tn + s];
+            T e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+#pragma omp simd reduction(+ : e0, e1, e2, e3)
+            for (int64_t i = 0; i < HS; ++i) {
+              dv[i] += a0 * do0[i] + a1 * do1[i] + a2 * do2[i] + a3 * do3[i];
+              e0 += do0[i] * v[i];
+              e1 += do1[i] * v[i];
+              e2 += do2[i] * v[i];
+              e3 += do3[i] * v[i];
+            }
+            dp[s] = e0;
+            dp[Tn + s] = e1;
+            dp[2 * Tn + s] = e2;
+            dp[3 * Tn + s] = e3;
+            pdp[0] += a0 * e0;
+            pdp[1] += a1 * e1;
+            pdp[2] += a2 * e2;
+            pdp[3] += a3 * e3;
           }
-          dp[s] = acc;
-          dot_pdp += prow[s] * acc;
         }
-        // softmax backward, then through the scaled dot product.
-        const T* q = in + (b * Tn + t) * C3 + h * HS;
-        T* dq = g + (b * Tn + t) * C3 + h * HS;
-        for (int64_t s = 0; s <= t; ++s) {
-          const T ds = prow[s] * (dp[s] - dot_pdp) * scale;
-          const T* k = in + (b * Tn + s) * C3 + C + h * HS;
-          T* dk = g + (b * Tn + s) * C3 + C + h * HS;
-          for (int64_t i = 0; i < HS; ++i) {
-            dq[i] += ds * k[i];
-            dk[i] += ds * q[i];
+        for (int64_t j = 0; j < rows; ++j) {
+          const T* dor = dO + (t0 + j) * C;
+          for (int64_t s = shared; s <= t0 + j; ++s) {
+            const T* v = V + s * C3;
+            T* dv = dV + s * C3;
+            const T a = P[(t0 + j) * Tn + s];
+            T e = 0;
+#pragma omp simd reduction(+ : e)
+            for (int64_t i = 0; i < HS; ++i) {
+              dv[i] += a * dor[i];
+              e += dor[i] * v[i];
+            }
+            dp[j * Tn + s] = e;
+            pdp[j] += a * e;
+          }
+        }
+        // Softmax backward, then through the scaled dot product:
+        // ds = P (dp - pdp) / sqrt(HS);  dq_t += ds k_s;  dk_s += ds q_t
+        auto ds = [&](int64_t j, int64_t s) {
+          return P[(t0 + j) * Tn + s] * (dp[j * Tn + s] - pdp[j]) * scale;
+        };
+        if (rows == kRows) {
+          const T *q0 = Q + t0 * C3, *q1 = q0 + C3, *q2 = q1 + C3, *q3 = q2 + C3;
+          T *dq0 = dQ + t0 * C3, *dq1 = dq0 + C3, *dq2 = dq1 + C3, *dq3 = dq2 + C3;
+          for (int64_t s = 0; s < shared; ++s) {
+            const T* k = K + s * C3;
+            T* dk = dK + s * C3;
+            const T g0 = ds(0, s), g1 = ds(1, s), g2 = ds(2, s), g3 = ds(3, s);
+#pragma omp simd
+            for (int64_t i = 0; i < HS; ++i) {
+              dq0[i] += g0 * k[i];
+              dq1[i] += g1 * k[i];
+              dq2[i] += g2 * k[i];
+              dq3[i] += g3 * k[i];
+              dk[i] += g0 * q0[i] + g1 * q1[i] + g2 * q2[i] + g3 * q3[i];
+            }
+          }
+        }
+        for (int64_t j = 0; j < rows; ++j) {
+          const T* q = Q + (t0 + j) * C3;
+          T* dq = dQ + (t0 + j) * C3;
+          for (int64_t s = shared; s <= t0 + j; ++s) {
+            const T* k = K + s * C3;
+            T* dk = dK + s * C3;
+            const T g = ds(j, s);
+#pragma omp simd
+            for (int64_t i = 0; i < HS; ++i) {
+              dq[i] += g * k[i];
+              dk[i] += g * q[i];
+            }
           }
         }
       }

@@ -1,5 +1,8 @@
 // CPU backend: GEMMs (OpenBLAS), elementwise arithmetic, reductions, conversions.
 #include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstring>
@@ -10,16 +13,34 @@
 namespace tessera::cpu {
 namespace {
 
-// Row-major C(M,N) = alpha * op(A) op(B) + beta * C, for float and double.
+// Row-major C(M,N) = op(A) op(B) + beta * C on one thread, for float and double.
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   const auto ta = trans_a ? CblasTrans : CblasNoTrans;
   const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
+// One thread pool for everything: the rows of C are split across the OpenMP threads, each
+// calling a single-threaded BLAS. With OpenBLAS's own pool beside OpenMP's, idle threads of
+// one pool spin on the cores the other needs (measured: a third of all CPU time, see
+// bench/RESULTS.md). The split changes no value: each row's dot products are the same.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t chunk = ((M + nt - 1) / nt + 15) / 16 * 16;
+    const int64_t m0 = std::min(M, id * chunk), m1 = std::min(M, m0 + chunk);
+    if (m1 > m0)
+      gemm_serial<T>(trans_a, trans_b, m1 - m0, N, K, trans_a ? A + m0 : A + m0 * lda, lda, B,
+                     ldb, beta, C + m0 * ldc, ldc);
+  }
 }
 
 void check_same_numel(const Tensor& a, const Tensor& b, const char* op) {
