@@ -75,17 +75,22 @@ EOF
 
 # Reads a run's metrics.jsonl and sgemm log; prints "tokens/s ms/step timed_steps gemm_ms
 # gemm_gflop" over the timed steps (total tokens / total time; GEMM wall time and GFLOP per
-# step from the timed steps' cblas_sgemm calls, 12 per layer and 3 for the LM head).
+# step from the timed steps' cblas_sgemm calls, 12 per layer and 3 for the LM head). tessera
+# splits each GEMM's rows across its threads, each calling a serial sgemm: the timer then sees
+# `threads` consecutive calls per GEMM, whose wall time is the slowest of them.
 cat >"$tmp/summarize_run.py" <<'EOF'
 import json, sys
 metrics, sgemm = sys.argv[1], sys.argv[2]
-warmup, tokens, calls_per_step = map(int, sys.argv[3:])
+warmup, tokens, calls_per_step, threads = map(int, sys.argv[3:])
 rows = [json.loads(l) for l in open(metrics) if '"step_ms"' in l]
 timed = rows[warmup:]
 n = len(timed)
 ms = sum(r["step_ms"] for r in timed)
-calls = [l.split() for l in open(sgemm)][-n * calls_per_step:]
-gemm_s = sum(float(c[3]) for c in calls)
+lines = [l.split() for l in open(sgemm)]
+# Calls per GEMM: the whole GEMM in one call (pool inside BLAS), or one per thread (split).
+per = threads if len(lines) >= (warmup + n) * calls_per_step * threads else 1
+calls = lines[-n * calls_per_step * per:]
+gemm_s = sum(max(float(c[3]) for c in calls[i:i + per]) for i in range(0, len(calls), per))
 gflop = sum(2.0 * int(c[0]) * int(c[1]) * int(c[2]) for c in calls) / 1e9
 print(f"{tokens * n / (ms / 1000):.1f} {ms / n:.1f} {n} {gemm_s * 1000 / n:.1f} {gflop / n:.3f}")
 EOF
@@ -98,7 +103,7 @@ run_tessera() {
   env "$@" TESSERA_SGEMM_LOG="$tmp/sgemm_$label.txt" LD_PRELOAD="$timer" \
     "$tessera" train "$tmp/bench.toml" --set log.dir="$tmp/run_$label" >&2
   "$python" "$tmp/summarize_run.py" "$tmp/run_$label/metrics.jsonl" "$tmp/sgemm_$label.txt" \
-    "$warmup" "$((micro_batch * seq_len))" "$((12 * layers + 3))"
+    "$warmup" "$((micro_batch * seq_len))" "$((12 * layers + 3))" "$threads"
 }
 
 # run_torch LABEL [VAR=VALUE...]: one timed run; prints tokens/s.
