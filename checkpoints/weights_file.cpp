@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "model/init.h"
 #include "runtime/error.h"
 #include "runtime/cpu/backend.h"
 #include "runtime/ops.h"
@@ -161,15 +162,7 @@ void weights_load(const std::string& path, Device& dev, ParamRegistry& registry)
       if (H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, host.data()) < 0)
         throw UserError(path + ": cannot read dataset " + name + " (truncated or corrupted file?)");
     } H5E_END_TRY;
-    Tensor src{host.data(), DType::f64, DeviceKind::cpu, p.local_shape};
-    if (dev.kind() == DeviceKind::cpu) {
-      ops::convert(dev, p.value, src);
-    } else {
-      std::vector<float> f(host.begin(), host.end());
-      dev.copy_from_host(p.grad, f.data());  // staged through the f32 gradient buffer
-      ops::convert(dev, p.value, p.grad);
-      ops::fill_zero(dev, p.grad);
-    }
+    param_upload(dev, p, host.data());
   }
 }
 

@@ -44,8 +44,7 @@ std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Devic
 }
 
 EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
-                            const std::string& shards_dir, int64_t batches) {
-  const data::ShardSet shards = data::ShardSet::open(shards_dir);
+                            const data::ShardSet& shards, int64_t batches) {
   const int64_t T = cfg.model.seq_len, B = cfg.train.micro_batch;
   data::Loader loader(shards, T, 0);  // seed 0: fixed windows, the same for every evaluation
   batches = std::min<int64_t>(batches, std::max<int64_t>(1, loader.num_windows() / B));

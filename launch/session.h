@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "data/shard.h"
 #include "launch/config.h"
 #include "model/instance.h"
 #include "runtime/device.h"
@@ -16,12 +17,12 @@ void session_resolve_vocab(RunConfig& cfg);
 // A model of micro-batch `B` with weights loaded from a weights file; its config is returned.
 std::unique_ptr<ModelInstance> session_load_model(const std::string& weights_path, Device& dev,
                                                   int64_t B, RunConfig& cfg);
-// Mean loss per token over `batches` fixed windows of `shards` (DIR), with `B` sequences each.
+// Mean loss per token over `batches` fixed windows of `shards`, with `B` sequences each.
 struct EvalResult {
   double loss = 0;
   int64_t tokens = 0;
 };
 EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
-                            const std::string& shards, int64_t batches);
+                            const data::ShardSet& shards, int64_t batches);
 
 }  // namespace tessera

@@ -59,7 +59,7 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev)
   RunShape shape;
   shape.micro_batch = t.micro_batch;
   shape.seq_len = m.seq_len;
-  shape.slots = schedule_max_in_flight(schedule_);
+  shape.slots = slots_ = schedule_max_in_flight(schedule_);
   shape.recompute = t.recompute == "full" ? Recompute::full : Recompute::none;
   shape.compute = compute_;
   shape.device = dev.kind();
@@ -129,7 +129,7 @@ StepResult Trainer::train_step(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t T = cfg_.model.seq_len;
   GptStage& stage = model_->stage();
-  const int slots = schedule_max_in_flight(schedule_);
+  const int slots = slots_;
   StepResult r;
   const auto t0 = Clock::now();
 
@@ -171,7 +171,7 @@ StepResult Trainer::train_step(int64_t step) {
 
 double Trainer::evaluate() {
   if (!valid_shards_) return NAN;
-  return session_evaluate(dev_, *model_, cfg_, cfg_.data.valid, cfg_.train.eval_batches).loss;
+  return session_evaluate(dev_, *model_, cfg_, *valid_shards_, cfg_.train.eval_batches).loss;
 }
 
 void Trainer::log_step(int64_t step, const StepResult& r) {

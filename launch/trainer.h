@@ -48,6 +48,7 @@ class Trainer {
   DType compute_, grad_dtype_;
   int64_t micro_per_step_ = 1;  // micro-batches per step on this rank
   std::vector<PipeOp> schedule_;
+  int slots_ = 1;  // micro-batches whose activations are alive at once
   std::unique_ptr<ModelInstance> model_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Arena> state_, io_;

@@ -40,18 +40,18 @@ void init_parameters(Device& dev, ParamRegistry& registry, uint64_t seed) {
                         : p.init_std * philox::normal(seed, stream, static_cast<uint64_t>(g));
       }
     }
-    Tensor src{host.data(), DType::f64, DeviceKind::cpu, p.local_shape};
-    if (dev.kind() == DeviceKind::cpu) {
-      ops::convert(dev, p.value, src);
-    } else {
-      std::vector<float> f(n);
-      for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(host[i]);
-      // Staged through the device's gradient buffer as f32, then rounded on the device.
-      dev.copy_from_host(p.grad, f.data());
-      ops::convert(dev, p.value, p.grad);
-      ops::fill_zero(dev, p.grad);
-    }
+    param_upload(dev, p, host.data());
   }
+}
+
+void param_upload(Device& dev, Param& p, const double* host) {
+  Tensor src{const_cast<double*>(host), DType::f64, DeviceKind::cpu, p.local_shape};
+  if (dev.kind() == DeviceKind::cpu) return ops::convert(dev, p.value, src);
+  const int64_t n = p.local_shape.numel();
+  std::vector<float> f(host, host + n);
+  dev.copy_from_host(p.grad, f.data());
+  ops::convert(dev, p.value, p.grad);
+  ops::fill_zero(dev, p.grad);
 }
 
 }  // namespace tessera
