@@ -6,6 +6,7 @@
 
 #include "model/config.h"
 #include "model/params.h"
+#include "parallel/comm.h"
 #include "runtime/arena.h"
 #include "runtime/device.h"
 
@@ -18,6 +19,16 @@ struct StageSpec {
   int64_t n_layers = 0;
   bool has_embedding = true;  // first stage: token + position embedding
   bool has_head = true;       // last stage: final LayerNorm, LM head, loss
+};
+
+// This rank's slice of every layer under tensor parallelism (Megatron-LM style): heads and
+// MLP columns (column-parallel QKV and fc, row-parallel projections), vocabulary rows of the
+// embedding and LM head. With sequence parallelism the residual stream (LayerNorm, dropout,
+// residual adds) is split along the tokens of the micro-batch instead of replicated.
+struct TensorSlice {
+  int size = 1, rank = 0;
+  bool sequence_parallel = false;
+  Communicator* comm = nullptr;  // the tensor-parallel group; may be null when size == 1
 };
 
 // Shapes the activation arena is sized for.
@@ -41,23 +52,28 @@ struct DropoutKey {
 
 class GptStage {
  public:
-  GptStage(const ModelConfig& cfg, StageSpec spec, ParamRegistry& registry);
+  GptStage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegistry& registry);
   // Resolves parameter views after registry.layout(); call once.
   void bind(ParamRegistry& registry);
   // Carves activation and scratch buffers for `shape` (measuring or real arena).
   void layout_activations(Arena& acts, const RunShape& shape);
 
   // Training forward of one micro-batch held in `slot`. First stage reads tokens (B,T) i32,
-  // others `input` (B,T,C). The last stage computes per-token losses (B*T) and, when
-  // dloss != 0, leaves dlogits in place of the logits for backward.
+  // others `input` (the stream: (B,T,C), or this rank's (B*T/tp, C) tokens under sequence
+  // parallelism; empty when already received into input(slot)). The last stage computes
+  // per-token losses (B*T) and, when dloss != 0, leaves dlogits in place of the logits.
   void forward(Device& dev, int slot, Tensor tokens, Tensor input, Tensor targets, Tensor losses,
                const DropoutKey& key, bool training, float dloss);
   // Backward of the micro-batch in `slot`. Non-last stages take dout (B,T,C); non-first stages
   // return the gradient of their input (valid until the next backward).
   Tensor backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key);
 
-  Tensor output(int slot) const;  // (B,T,C) hidden state leaving this stage
-  Tensor logits(int slot) const;  // (B,T,Vp), last stage only
+  Tensor input(int slot) const;   // stream entering this stage (receive buffer)
+  Tensor output(int slot) const;  // stream leaving this stage
+  Tensor grad_output() const;     // receive buffer for d(output) (pass it to backward)
+  Tensor logits(int slot) const;  // (B,T,Vp/tp), last stage only
+  // Stream shape of one micro-batch on this rank: (B,T,C) or (B*T/tp, C).
+  Shape stream_shape() const;
   const StageSpec& spec() const { return spec_; }
 
  private:
@@ -65,26 +81,31 @@ class GptStage {
     Param *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
     Param *ln2_w, *ln2_b, *fc_w, *fc_b, *fcp_w, *fcp_b;
   };
+  // Shapes: N = B*T tokens, Ns = N/tp under sequence parallelism (else N); Cl = C/tp,
+  // Fl = F/tp, Vl = Vp/tp. "Stream" tensors are (Ns,C); "full" ones (N,C) on every tp rank.
   struct BlockActs {
-    Tensor ln1, ln1_mean, ln1_rstd;  // (B,T,C) (B,T) (B,T)
-    Tensor qkv;                      // (B,T,3C)
-    Tensor atty;                     // (B,T,C) attention output before the projection
+    Tensor ln1, ln1_mean, ln1_rstd;  // full (B,T,C); (Ns) (Ns)
+    Tensor qkv;                      // (B,T,3Cl)
+    Tensor atty;                     // (B,T,Cl) attention output before the projection
     Tensor att_aux;                  // backend-specific (see ops::attention_aux_shape)
-    Tensor res2;                     // (B,T,C) residual after attention
-    Tensor ln2, ln2_mean, ln2_rstd;  // (B,T,C) (B,T) (B,T)
-    Tensor fch, fch_gelu;            // (B,T,F) before / after GELU
+    Tensor res2;                     // stream: residual after attention
+    Tensor ln2, ln2_mean, ln2_rstd;  // full (B,T,C); (Ns) (Ns)
+    Tensor fch, fch_gelu;            // (B,T,Fl) before / after GELU
   };
   struct SlotActs {
-    std::vector<Tensor> residual;  // n_layers + 1 of (B,T,C): block inputs, then stage output
+    std::vector<Tensor> residual;  // n_layers + 1 stream tensors: block inputs, then output
     std::vector<BlockActs> blocks; // n_layers, or 1 shared when recomputing
-    Tensor lnf, lnf_mean, lnf_rstd, logits;  // last stage: (B,T,C) (B,T) (B,T) (B,T,Vp)
+    Tensor lnf, lnf_mean, lnf_rstd, logits;  // last stage: full (B,T,C); (Ns) (Ns); (B,T,Vl)
   };
   struct Scratch {
-    Tensor proj;               // (B,T,C) projection output before dropout
-    Tensor dres, dc, dc2;      // (B,T,C) residual gradient and two temporaries
-    Tensor dff;                // (B,T,F)
-    Tensor d3c;                // (B,T,3C)
-    Tensor dlnf;               // (B,T,C)
+    Tensor ln_s;                 // stream LayerNorm output before the sequence gather
+    Tensor proj_full, proj_s;    // (N,C) partial projection; its reduced stream part
+    Tensor dres, dc_s, d3_s;     // stream: residual gradient and two temporaries
+    Tensor dc_full, d2_full, d2_s;  // (N,C) gathered / partial gradients; stream part
+    Tensor datty;                // (B,T,Cl)
+    Tensor dff;                  // (B,T,Fl)
+    Tensor d3c;                  // (B,T,3Cl)
+    Tensor xent_max, xent_stats; // (N), (N,2): vocabulary-parallel loss statistics
   };
 
   void block_forward(Device& dev, int64_t l, const BlockActs& a, Tensor x, Tensor out,
@@ -93,9 +114,22 @@ class GptStage {
                       const DropoutKey& key);
   const BlockActs& block_acts(int slot, int64_t l) const;
   uint64_t dropout_stream(const DropoutKey& key, int64_t layer, int site) const;
+  // Tensor-parallel transitions of the stream (Megatron's mappings, named for the tensor):
+  // partial (N,C) sums -> the reduced stream (all-reduce, or reduce-scatter under sequence
+  // parallelism; returns `partial` itself when it is the stream); stream -> full (N,C) (the
+  // all-gather under sequence parallelism, else the stream itself). The backward of one is the
+  // other.
+  Tensor reduce_to_stream(Tensor partial, Tensor stream_buf);
+  Tensor gather_from_stream(Tensor stream, Tensor full_buf);
+  void dropout(Device& dev, Tensor out, Tensor x, const DropoutKey& key, int64_t layer, int site,
+               float p, bool backward);
+  void head_loss(Device& dev, SlotActs& s, Tensor targets, Tensor losses, float dloss);
 
   ModelConfig cfg_;
   StageSpec spec_;
+  TensorSlice tp_;
+  int64_t heads_ = 0, vocab_rows_ = 0;  // this rank's heads and vocabulary rows
+  int64_t stream_rows_ = 0;             // Ns
   RunShape shape_;
   Param *wte_ = nullptr, *wpe_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr,
         *lm_head_ = nullptr;
@@ -104,7 +138,9 @@ class GptStage {
   Scratch scratch_;
 };
 
-// Registers and returns the whole model as one stage (pp = 1).
+// The whole model as one stage (pp = 1).
 StageSpec stage_spec_whole(const ModelConfig& cfg);
+// Model chunk `chunk` of `n_chunks` contiguous chunks (pipeline stages x virtual stages).
+StageSpec stage_spec_chunk(const ModelConfig& cfg, int chunk, int n_chunks);
 
 }  // namespace tessera

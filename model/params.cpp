@@ -1,5 +1,7 @@
 #include "model/params.h"
 
+#include <algorithm>
+
 #include "runtime/error.h"
 
 namespace tessera {
@@ -11,11 +13,35 @@ Param& ParamRegistry::add(Param p) {
   return params_.back();
 }
 
-void ParamRegistry::layout(Arena& values, Arena& grads, DType value_dtype, DType grad_dtype) {
+void ParamRegistry::layout(Arena& values, Arena& grads, DType value_dtype, DType grad_dtype,
+                           int64_t flat_multiple) {
+  auto round_up = [](int64_t n, int64_t m) { return (n + m - 1) / m * m; };
+  int64_t total = 0;
+  for (const Param& p : params_) total += round_up(p.local_shape.numel(), kAlignElems);
+  total = round_up(std::max<int64_t>(total, 1), kAlignElems * flat_multiple);
+  // kAlignElems elements are a multiple of the arena's 256-byte alignment for every dtype, so
+  // one take per arena and views inside it give identical element offsets.
+  flat_values_ = values.take({total}, value_dtype);
+  flat_grads_ = grads.take({total}, grad_dtype);
+  int64_t offset = 0;
   for (Param& p : params_) {
-    p.value = values.take(p.local_shape, value_dtype);
-    p.grad = grads.take(p.local_shape, grad_dtype);
+    p.value = flat_slice(flat_values_, offset, p.local_shape.numel()).view(p.local_shape);
+    p.grad = flat_slice(flat_grads_, offset, p.local_shape.numel()).view(p.local_shape);
+    offset += round_up(p.local_shape.numel(), kAlignElems);
   }
+}
+
+int64_t ParamRegistry::flat_offset(const Param& p) const {
+  return (static_cast<const char*>(p.grad.data) - static_cast<const char*>(flat_grads_.data)) /
+         static_cast<int64_t>(dtype_size(p.grad.dtype));
+}
+
+Tensor flat_slice(const Tensor& t, int64_t begin, int64_t count) {
+  Tensor s = t;
+  s.data = t.data ? static_cast<char*>(t.data) + begin * static_cast<int64_t>(dtype_size(t.dtype))
+                  : nullptr;
+  s.shape = Shape{count};
+  return s;
 }
 
 Param& ParamRegistry::get(const std::string& name) {
@@ -37,15 +63,5 @@ int64_t ParamRegistry::local_numel() const {
   return n;
 }
 
-Tensor ParamRegistry::flat_grads() const {
-  TS_ASSERT(!params_.empty(), "no parameters");
-  const Tensor& first = params_.front().grad;
-  const Tensor& last = params_.back().grad;
-  const size_t bytes = static_cast<const char*>(last.data) + last.bytes() -
-                       static_cast<const char*>(first.data);
-  Tensor t = first;
-  t.shape = Shape{static_cast<int64_t>(bytes / dtype_size(first.dtype))};
-  return t;
-}
 
 }  // namespace tessera

@@ -20,6 +20,15 @@ struct Param {
   Shape local_shape;   // what this rank holds
   int shard_dim = -1;  // -1: replicated; otherwise the dimension split across ranks
   int64_t shard_offset = 0;
+  // The sharded dimension is `shard_parts` equal parts (q | k | v) each split across ranks:
+  // local part j, index i holds global part j, index shard_offset + i.
+  int64_t shard_parts = 1;
+  // Replicated over tensor-parallel ranks but its gradient is a partial sum there (LayerNorm
+  // weights under sequence parallelism): summed over the tp group after backward.
+  bool grad_sum_tp = false;
+  // A second copy of a parameter another pipeline stage owns (the tied token embedding on the
+  // last stage): kept equal by summing gradients, never counted twice (norm, checkpoints).
+  bool tied_copy = false;
   ParamKind kind = ParamKind::matrix;
   ParamInit init = ParamInit::normal;
   double init_std = 0.02;
@@ -31,18 +40,30 @@ struct Param {
 class ParamRegistry {
  public:
   Param& add(Param p);
-  // Carves values (dtype `value_dtype`) and gradients (`grad_dtype`) out of the arenas.
-  void layout(Arena& values, Arena& grads, DType value_dtype, DType grad_dtype);
+  // Carves values (dtype `value_dtype`) and gradients (`grad_dtype`) out of the arenas. Every
+  // parameter starts at a multiple of kAlignElems elements in both, so a flat element range
+  // means the same parameters in values and gradients (ZeRO shards), and the flat length is a
+  // multiple of kAlignElems * `flat_multiple` (equal shards over that many ranks).
+  static constexpr int64_t kAlignElems = 128;
+  void layout(Arena& values, Arena& grads, DType value_dtype, DType grad_dtype,
+              int64_t flat_multiple = 1);
   std::vector<Param>& all() { return params_; }
   const std::vector<Param>& all() const { return params_; }
   Param& get(const std::string& name);
   const Param* find(const std::string& name) const;
   int64_t local_numel() const;
-  // One view over every gradient, padding gaps included (they stay zero).
-  Tensor flat_grads() const;
+  // One view over every gradient / value, padding gaps included (they stay zero).
+  Tensor flat_grads() const { return flat_grads_; }
+  Tensor flat_values() const { return flat_values_; }
+  // Offset of p's first element in the flat views.
+  int64_t flat_offset(const Param& p) const;
 
  private:
   std::vector<Param> params_;
+  Tensor flat_values_, flat_grads_;
 };
+
+// Elements [begin, begin + count) of `t` as a 1-D view.
+Tensor flat_slice(const Tensor& t, int64_t begin, int64_t count);
 
 }  // namespace tessera

@@ -44,11 +44,13 @@ Impl impl_of(const Device& dev, const Tensor& t) {
 
 }  // namespace
 
-void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe) {
-  TS_DISPATCH(encoder_forward, out, out, tokens, wte, wpe);
+void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe,
+                     int64_t vocab_start) {
+  TS_DISPATCH(encoder_forward, out, out, tokens, wte, wpe, vocab_start);
 }
-void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens) {
-  TS_DISPATCH(encoder_backward, dout, dwte, dwpe, dout, tokens);
+void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens,
+                      int64_t vocab_start) {
+  TS_DISPATCH(encoder_backward, dout, dwte, dwpe, dout, tokens, vocab_start);
 }
 void layernorm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in,
                        Tensor weight, Tensor bias, float eps) {
@@ -98,20 +100,46 @@ void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tenso
 }
 void add(Device& dev, Tensor out, Tensor a, Tensor b) { TS_DISPATCH(add, out, out, a, b); }
 void add_inplace(Device& dev, Tensor acc, Tensor x) { TS_DISPATCH(add_inplace, acc, acc, x); }
-void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream) {
+void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,
+                     uint64_t offset) {
   switch (impl_of(dev, out)) {
-    case Impl::cpu_f32: return cpu::dropout<float>(out, in, p, seed, stream);
-    case Impl::cpu_f64: return cpu::dropout<double>(out, in, p, seed, stream);
-    TS_CUDA_CASE(dropout_forward, out, in, p, seed, stream)
+    case Impl::cpu_f32: return cpu::dropout<float>(out, in, p, seed, stream, offset);
+    case Impl::cpu_f64: return cpu::dropout<double>(out, in, p, seed, stream, offset);
+    TS_CUDA_CASE(dropout_forward, out, in, p, seed, stream, offset)
   }
 }
 void dropout_backward(Device& dev, Tensor din, Tensor dout, float p, uint64_t seed,
-                      uint64_t stream) {
-  // The mask is the same function of (seed, stream, i), so backward is the same scaling.
+                      uint64_t stream, uint64_t offset) {
+  // The mask is the same function of (seed, stream, offset + i), so backward is the same scaling.
   switch (impl_of(dev, din)) {
-    case Impl::cpu_f32: return cpu::dropout<float>(din, dout, p, seed, stream);
-    case Impl::cpu_f64: return cpu::dropout<double>(din, dout, p, seed, stream);
-    TS_CUDA_CASE(dropout_backward, din, dout, p, seed, stream)
+    case Impl::cpu_f32: return cpu::dropout<float>(din, dout, p, seed, stream, offset);
+    case Impl::cpu_f64: return cpu::dropout<double>(din, dout, p, seed, stream, offset);
+    TS_CUDA_CASE(dropout_backward, din, dout, p, seed, stream, offset)
+  }
+}
+void xent_vocab_max(Device& dev, Tensor rowmax, Tensor logits, int64_t valid) {
+  switch (impl_of(dev, logits)) {
+    case Impl::cpu_f32: return cpu::xent_vocab_max<float>(rowmax, logits, valid);
+    case Impl::cpu_f64: return cpu::xent_vocab_max<double>(rowmax, logits, valid);
+    TS_CUDA_CASE(xent_vocab_max, rowmax, logits, valid)
+  }
+}
+void xent_vocab_sums(Device& dev, Tensor stats, Tensor logits, Tensor rowmax, Tensor targets,
+                     int64_t vocab_start, int64_t valid) {
+  switch (impl_of(dev, logits)) {
+    case Impl::cpu_f32: return cpu::xent_vocab_sums<float>(stats, logits, rowmax, targets, vocab_start, valid);
+    case Impl::cpu_f64: return cpu::xent_vocab_sums<double>(stats, logits, rowmax, targets, vocab_start, valid);
+    TS_CUDA_CASE(xent_vocab_sums, stats, logits, rowmax, targets, vocab_start, valid)
+  }
+}
+void xent_vocab_finish(Device& dev, Tensor losses, Tensor logits, Tensor rowmax, Tensor stats,
+                       Tensor targets, int64_t vocab_start, int64_t valid, float dloss) {
+  switch (impl_of(dev, logits)) {
+    case Impl::cpu_f32:
+      return cpu::xent_vocab_finish<float>(losses, logits, rowmax, stats, targets, vocab_start, valid, dloss);
+    case Impl::cpu_f64:
+      return cpu::xent_vocab_finish<double>(losses, logits, rowmax, stats, targets, vocab_start, valid, dloss);
+    TS_CUDA_CASE(xent_vocab_finish, losses, logits, rowmax, stats, targets, vocab_start, valid, dloss)
   }
 }
 void cross_entropy_forward_backward(Device& dev, Tensor losses, Tensor logits, Tensor targets,

@@ -14,9 +14,15 @@
 namespace tessera::ops {
 
 // out (B,T,C) = wte[tokens] (Vp,C) + wpe[t] (T_max,C); tokens (B,T) i32.
-void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe);
-// dwte += scatter(dout), dwpe += sum over batch. dwpe may be empty.
-void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
+// Vocabulary-parallel: wte holds rows [vocab_start, vocab_start + rows) of the table; tokens
+// outside that range contribute zero (the tensor-parallel sum fills them in). wpe may be empty
+// (no position term: on every tensor-parallel rank but one).
+void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe,
+                     int64_t vocab_start = 0);
+// dwte += scatter(dout) for tokens in this rank's rows, dwpe += sum over batch. dwte or dwpe
+// may be empty.
+void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens,
+                      int64_t vocab_start = 0);
 
 // out (N,C) = (in - mean) * rstd * weight + bias; mean, rstd (N) saved for backward.
 void layernorm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in,
@@ -59,11 +65,14 @@ void add(Device& dev, Tensor out, Tensor a, Tensor b);
 void add_inplace(Device& dev, Tensor acc, Tensor x);
 
 // Inverted dropout with a counter-based mask: element i of the tensor is kept iff
-// philox_uniform(seed, stream, i) >= p, kept values scaled by 1/(1-p). Nothing is stored:
-// backward regenerates the mask from (seed, stream). out may alias in.
-void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream);
+// philox_uniform(seed, stream, offset + i) >= p, kept values scaled by 1/(1-p). Nothing is
+// stored: backward regenerates the mask from (seed, stream, offset). `offset` places a slice
+// (a sequence-parallel shard) inside the whole tensor, so masks do not depend on the layout.
+// out may alias in.
+void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,
+                     uint64_t offset = 0);
 void dropout_backward(Device& dev, Tensor din, Tensor dout, float p, uint64_t seed,
-                      uint64_t stream);
+                      uint64_t stream, uint64_t offset = 0);
 
 // Fused softmax cross-entropy over the first V of Vp columns (padding columns get zero
 // gradient). losses (N) = -log softmax(logits)[target]; rows whose target is < 0 are ignored
@@ -73,6 +82,22 @@ void cross_entropy_forward_backward(Device& dev, Tensor losses, Tensor logits, T
                                     int64_t V, float dloss);
 // Forward only (evaluation); logits untouched.
 void cross_entropy_forward(Device& dev, Tensor losses, Tensor logits, Tensor targets, int64_t V);
+
+// Vocabulary-parallel cross-entropy in three passes around two tensor-parallel all-reduces
+// (max, then sum), so the full logits are never gathered. logits (N,Vl) hold the columns
+// [vocab_start, vocab_start + Vl) of the padded vocabulary; the first `valid` of them are real
+// tokens (the rest padding). rowmax (N) and stats (N,2) are in the loss dtype (f32; f64 on
+// the CPU reference).
+//   1. rowmax = max over valid columns (-inf-like lowest when valid = 0)      -> all-reduce max
+//   2. stats[:,0] = sum exp(z - rowmax), stats[:,1] = z[target] if this rank owns the target
+//      column, else 0                                                         -> all-reduce sum
+//   3. losses = log(stats0) + rowmax - stats1 (0 where target < 0); when dloss != 0, logits
+//      are overwritten by (softmax - onehot) * dloss (0 in padding columns and ignored rows).
+void xent_vocab_max(Device& dev, Tensor rowmax, Tensor logits, int64_t valid);
+void xent_vocab_sums(Device& dev, Tensor stats, Tensor logits, Tensor rowmax, Tensor targets,
+                     int64_t vocab_start, int64_t valid);
+void xent_vocab_finish(Device& dev, Tensor losses, Tensor logits, Tensor rowmax, Tensor stats,
+                       Tensor targets, int64_t vocab_start, int64_t valid, float dloss);
 
 // AdamW with decoupled weight decay on one contiguous parameter range:
 //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

@@ -6,8 +6,10 @@
 
 namespace tessera::cpu {
 
-template <typename T> void encoder_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe);
-template <typename T> void encoder_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
+template <typename T>
+void encoder_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int64_t vocab_start);
+template <typename T>
+void encoder_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens, int64_t vocab_start);
 template <typename T>
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor in, Tensor weight,
                        Tensor bias, float eps);
@@ -27,10 +29,17 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int6
 template <typename T> void add(Tensor out, Tensor a, Tensor b);
 template <typename T> void add_inplace(Tensor acc, Tensor x);
 template <typename T>
-void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream);
+void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream, uint64_t offset);
 template <typename T>
 void cross_entropy(Tensor losses, Tensor logits, Tensor targets, int64_t V, float dloss,
                    bool backward);
+template <typename T> void xent_vocab_max(Tensor rowmax, Tensor logits, int64_t valid);
+template <typename T>
+void xent_vocab_sums(Tensor stats, Tensor logits, Tensor rowmax, Tensor targets,
+                     int64_t vocab_start, int64_t valid);
+template <typename T>
+void xent_vocab_finish(Tensor losses, Tensor logits, Tensor rowmax, Tensor stats, Tensor targets,
+                       int64_t vocab_start, int64_t valid, float dloss);
 template <typename T>
 void adamw_step(Tensor master, Tensor grad, Tensor m, Tensor v, const ops::AdamWParams& hp);
 template <typename T> void sum_squares(Tensor out, Tensor x, bool accumulate);

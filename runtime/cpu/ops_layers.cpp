@@ -15,32 +15,46 @@
 namespace tessera::cpu {
 
 template <typename T>
-void encoder_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe) {
-  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = wte.cols(), Vp = wte.dim(0);
+void encoder_forward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int64_t vocab_start) {
+  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = wte.cols(), Vl = wte.dim(0);
   const int32_t* tok = tokens.ptr<int32_t>();
   T* o = out.ptr<T>();
-  const T *e = wte.ptr<T>(), *p = wpe.ptr<T>();
+  const T *e = wte.ptr<T>(), *p = wpe.empty() ? nullptr : wpe.ptr<T>();
 #pragma omp parallel for
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
-    const int64_t id = tok[bt];
-    TS_ASSERT(id >= 0 && id < Vp, "encoder_forward: token id " + std::to_string(id) +
-                                      " outside the vocabulary");
-    const T* er = e + id * C;
-    const T* pr = p + (bt % Tn) * C;
-    for (int64_t c = 0; c < C; ++c) o[bt * C + c] = er[c] + pr[c];
+    const int64_t id = tok[bt] - vocab_start;
+    TS_ASSERT(tok[bt] >= 0 && (vocab_start > 0 || !p || id < Vl),
+              "encoder_forward: token id " + std::to_string(tok[bt]) + " outside the vocabulary");
+    T* orow = o + bt * C;
+    if (id >= 0 && id < Vl) {
+      const T* er = e + id * C;
+      for (int64_t c = 0; c < C; ++c) orow[c] = er[c];
+    } else {
+      for (int64_t c = 0; c < C; ++c) orow[c] = T(0);
+    }
+    if (p) {
+      const T* pr = p + (bt % Tn) * C;
+      for (int64_t c = 0; c < C; ++c) orow[c] += pr[c];
+    }
   }
 }
 
 template <typename T>
-void encoder_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens) {
-  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = dwte.cols();
+void encoder_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens, int64_t vocab_start) {
+  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = dout.numel() / tokens.numel();
   const int32_t* tok = tokens.ptr<int32_t>();
   const T* d = dout.ptr<T>();
-  T* de = dwte.ptr<T>();
-  // Parallel over channels: two rows with the same token never race.
+  if (!dwte.empty()) {
+    T* de = dwte.ptr<T>();
+    const int64_t Vl = dwte.dim(0);
+    // Parallel over channels: two rows with the same token never race.
 #pragma omp parallel for
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t bt = 0; bt < B * Tn; ++bt) de[tok[bt] * C + c] += d[bt * C + c];
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t bt = 0; bt < B * Tn; ++bt) {
+        const int64_t id = tok[bt] - vocab_start;
+        if (id >= 0 && id < Vl) de[id * C + c] += d[bt * C + c];
+      }
+  }
   if (!dwpe.empty()) {
     T* dp = dwpe.ptr<T>();
 #pragma omp parallel for
@@ -384,7 +398,7 @@ void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int6
 }
 
 template <typename T>
-void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream) {
+void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream, uint64_t offset) {
   const int64_t n = in.numel();
   const T* x = in.ptr<T>();
   T* o = out.ptr<T>();
@@ -395,7 +409,8 @@ void dropout(Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream) {
   const T keep_scale = T(1) / (T(1) - static_cast<T>(p));
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i)
-    o[i] = philox::uniform(seed, stream, static_cast<uint64_t>(i)) >= p ? x[i] * keep_scale : T(0);
+    o[i] = philox::uniform(seed, stream, offset + static_cast<uint64_t>(i)) >= p ? x[i] * keep_scale
+                                                                                : T(0);
 }
 
 template <typename T>
@@ -431,8 +446,8 @@ void cross_entropy(Tensor losses, Tensor logits, Tensor targets, int64_t V, floa
 }
 
 #define TS_INSTANTIATE(T)                                                                     \
-  template void encoder_forward<T>(Tensor, Tensor, Tensor, Tensor);                           \
-  template void encoder_backward<T>(Tensor, Tensor, Tensor, Tensor);                          \
+  template void encoder_forward<T>(Tensor, Tensor, Tensor, Tensor, int64_t);                  \
+  template void encoder_backward<T>(Tensor, Tensor, Tensor, Tensor, int64_t);                 \
   template void layernorm_forward<T>(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);  \
   template void layernorm_backward<T>(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, \
                                       Tensor);                                                \
@@ -440,7 +455,7 @@ void cross_entropy(Tensor losses, Tensor logits, Tensor targets, int64_t V, floa
   template void gelu_backward<T>(Tensor, Tensor, Tensor);                                     \
   template void attention_forward<T>(Tensor, Tensor, Tensor, int64_t);                        \
   template void attention_backward<T>(Tensor, Tensor, Tensor, Tensor, int64_t);               \
-  template void dropout<T>(Tensor, Tensor, float, uint64_t, uint64_t);                        \
+  template void dropout<T>(Tensor, Tensor, float, uint64_t, uint64_t, uint64_t);              \
   template void cross_entropy<T>(Tensor, Tensor, Tensor, int64_t, float, bool);
 TS_INSTANTIATE(float)
 TS_INSTANTIATE(double)

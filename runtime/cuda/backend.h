@@ -24,8 +24,10 @@ void synchronize(CudaState* s);
 double peak_flops(CudaState* s);
 const char* device_name(CudaState* s);
 
-void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe);
-void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens);
+void encoder_forward(Device& dev, Tensor out, Tensor tokens, Tensor wte, Tensor wpe,
+                     int64_t vocab_start);
+void encoder_backward(Device& dev, Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens,
+                      int64_t vocab_start);
 void layernorm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in,
                        Tensor weight, Tensor bias, float eps);
 void layernorm_backward(Device& dev, Tensor din, Tensor dweight, Tensor dbias, Tensor dout,
@@ -42,9 +44,15 @@ void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tenso
                         int64_t n_head);
 void add(Device& dev, Tensor out, Tensor a, Tensor b);
 void add_inplace(Device& dev, Tensor acc, Tensor x);
-void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream);
+void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,
+                     uint64_t offset);
 void dropout_backward(Device& dev, Tensor din, Tensor dout, float p, uint64_t seed,
-                      uint64_t stream);
+                      uint64_t stream, uint64_t offset);
+void xent_vocab_max(Device& dev, Tensor rowmax, Tensor logits, int64_t valid);
+void xent_vocab_sums(Device& dev, Tensor stats, Tensor logits, Tensor rowmax, Tensor targets,
+                     int64_t vocab_start, int64_t valid);
+void xent_vocab_finish(Device& dev, Tensor losses, Tensor logits, Tensor rowmax, Tensor stats,
+                       Tensor targets, int64_t vocab_start, int64_t valid, float dloss);
 void cross_entropy_forward_backward(Device& dev, Tensor losses, Tensor logits, Tensor targets,
                                     int64_t V, float dloss);
 void cross_entropy_forward(Device& dev, Tensor losses, Tensor logits, Tensor targets, int64_t V);

@@ -60,12 +60,13 @@ __global__ void add_inplace_kernel(A* acc, const X* x, int64_t n) {
   }
 }
 
-// Same rule as the CPU twin, bit for bit: element i is kept iff uniform(seed, stream, i) >= p.
+// Same rule as the CPU twin, bit for bit: element i is kept iff
+// uniform(seed, stream, offset + i) >= p.
 template <typename T>
 __global__ void dropout_kernel(T* out, const T* in, float p, float scale, uint64_t seed,
-                               uint64_t stream, int64_t n) {
+                               uint64_t stream, uint64_t offset, int64_t n) {
   TS_GRID_STRIDE(i, n) {
-    const bool keep = philox::uniform(seed, stream, static_cast<uint64_t>(i)) >= p;
+    const bool keep = philox::uniform(seed, stream, offset + static_cast<uint64_t>(i)) >= p;
     out[i] = Elem<T>::from_f32(keep ? to_f32(in[i]) * scale : 0.0f);
   }
 }
@@ -104,7 +105,7 @@ void check_same(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 void dropout(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,
-             const char* op) {
+             uint64_t offset, const char* op) {
   CudaState& s = state_of(dev);
   check_same(out, in, op);
   const int64_t n = out.numel();
@@ -120,8 +121,8 @@ void dropout(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_
   const float scale = 1.0f / (1.0f - p);
   dispatch_float(out.dtype, op, false, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    dropout_kernel<T><<<grid_size(s, n, kBlock), kBlock, 0, s.stream>>>(out.ptr<T>(), in.ptr<T>(),
-                                                                        p, scale, seed, stream, n);
+    dropout_kernel<T><<<grid_size(s, n, kBlock), kBlock, 0, s.stream>>>(
+        out.ptr<T>(), in.ptr<T>(), p, scale, seed, stream, offset, n);
   });
   check_launch();
 }
@@ -204,14 +205,15 @@ void add_inplace(Device& dev, Tensor acc, Tensor x) {
   check_launch();
 }
 
-void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream) {
-  dropout(dev, out, in, p, seed, stream, "dropout_forward");
+void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,
+                     uint64_t offset) {
+  dropout(dev, out, in, p, seed, stream, offset, "dropout_forward");
 }
 
-// The mask is regenerated from (seed, stream), so backward is the same masked scaling.
+// The mask is regenerated from (seed, stream, offset), so backward is the same masked scaling.
 void dropout_backward(Device& dev, Tensor din, Tensor dout, float p, uint64_t seed,
-                      uint64_t stream) {
-  dropout(dev, din, dout, p, seed, stream, "dropout_backward");
+                      uint64_t stream, uint64_t offset) {
+  dropout(dev, din, dout, p, seed, stream, offset, "dropout_backward");
 }
 
 void scale_inplace(Device& dev, Tensor x, float scale) {

@@ -1,0 +1,105 @@
+// Communicator: the collectives of one group of ranks (one parallel axis). Objects are passed
+// explicitly; there is no global communicator state. Three implementations:
+//   LocalComm (size 1, no MPI), MpiComm (CPU tensors), NcclComm (CUDA tensors).
+// Every call counts the bytes it moves per rank under the ring algorithm (the analytic bus
+// volume: all-reduce 2(n-1)/n of the buffer, reduce-scatter and all-gather (n-1)/n of the full
+// buffer, send/broadcast the buffer) and the wall time the host spent waiting on it.
+//
+// Split-phase calls (`*_start`) return a handle; `finish(handle)` completes it. Between the two
+// the buffers belong to the communicator. A handle must be finished on the thread that
+// started it, and handles of one communicator finish in the order they started.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "runtime/device.h"
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+enum class ReduceOp { sum, max };
+
+// Per-kind counters since the last reset.
+struct CommCounters {
+  int64_t calls = 0;
+  double bytes = 0;    // analytic per-rank bus bytes
+  double wait_ms = 0;  // host time blocked in the call (blocking ops) or in finish()
+};
+
+struct CommStats {
+  CommCounters all_reduce, reduce_scatter, all_gather, broadcast, p2p;
+  double total_bytes() const;
+  double total_wait_ms() const;
+};
+
+using CommHandle = int64_t;  // -1: nothing to finish
+
+class Communicator {
+ public:
+  Communicator(std::string name, int rank, int size) : name_(std::move(name)), rank_(rank), size_(size) {}
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  const std::string& name() const { return name_; }  // "tp", "pp", "dp", "world", ...
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // In place over every rank of the group.
+  void all_reduce(Tensor t, ReduceOp op = ReduceOp::sum);
+  // in (size * n) summed over ranks; rank r receives elements [r*n, (r+1)*n) in out (n).
+  void reduce_scatter(Tensor out, Tensor in);
+  // in (n) from every rank, concatenated in rank order into out (size * n).
+  void all_gather(Tensor out, Tensor in);
+  void broadcast(Tensor t, int root);
+  // Point-to-point within the group (`peer` is a group rank). Sends never block the caller;
+  // the buffer must stay untouched until the send is finished.
+  CommHandle send_start(Tensor t, int peer, int tag);
+  void recv(Tensor t, int peer, int tag);
+
+  CommHandle all_reduce_start(Tensor t);
+  CommHandle reduce_scatter_start(Tensor out, Tensor in);
+  CommHandle all_gather_start(Tensor out, Tensor in);
+  void finish(CommHandle h);
+  // Finishes every outstanding handle.
+  void finish_all();
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = CommStats{}; }
+
+ protected:
+  enum class Kind { all_reduce, reduce_scatter, all_gather, broadcast, send };
+  // A handle is returned by start; blocking calls are start + finish.
+  virtual CommHandle do_start(Kind kind, Tensor out, Tensor in, int peer_or_root, int tag) = 0;
+  virtual void do_all_reduce_max(Tensor t) = 0;
+  virtual void do_recv(Tensor t, int peer, int tag) = 0;
+  virtual void do_finish(CommHandle h) = 0;
+  virtual void do_finish_all() = 0;
+
+ private:
+  CommCounters& counters(Kind kind);
+  double bus_bytes(Kind kind, const Tensor& out, const Tensor& in) const;
+  CommHandle start(Kind kind, Tensor out, Tensor in, int peer_or_root, int tag);
+
+  std::string name_;
+  int rank_, size_;
+  CommStats stats_;
+};
+
+// The group of one rank: every collective is a copy or nothing.
+class LocalComm final : public Communicator {
+ public:
+  LocalComm(std::string name, Device& dev) : Communicator(std::move(name), 0, 1), dev_(dev) {}
+
+ protected:
+  CommHandle do_start(Kind kind, Tensor out, Tensor in, int peer_or_root, int tag) override;
+  void do_all_reduce_max(Tensor) override {}
+  void do_recv(Tensor t, int peer, int tag) override;
+  void do_finish(CommHandle) override {}
+  void do_finish_all() override {}
+
+ private:
+  Device& dev_;
+};
+
+}  // namespace tessera
