@@ -1,4 +1,4 @@
-#include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -6,20 +6,10 @@
 #include "launch/commands.h"
 #include "launch/session.h"
 #include "launch/trainer.h"
+#include "parallel/mpi_comm.h"
 #include "runtime/error.h"
 
 namespace tessera {
-
-namespace {
-
-// World size announced by the launcher (mpirun / srun), before any MPI call.
-int launcher_world_size() {
-  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"})
-    if (const char* v = std::getenv(var)) return std::atoi(v);
-  return 1;
-}
-
-}  // namespace
 
 int cmd_train(int argc, char** argv) {
   std::string path;
@@ -37,16 +27,33 @@ int cmd_train(int argc, char** argv) {
     }
   }
   if (path.empty()) throw UserError("usage: tessera train CONFIG.toml [--set section.key=value ...]");
-  RunConfig cfg = config_load(path, overrides);
-  // Until the parallel runtime lands, several ranks would each run the whole job and race on
-  // the same run directory: refuse instead.
-  if (const int world = launcher_world_size(); world > 1)
-    throw UserError("train: launched as " + std::to_string(world) +
-                    " ranks, but this build trains on one process only; run it without mpirun/srun");
-  session_resolve_vocab(cfg);
-  auto dev = session_device(cfg);
-  Trainer trainer(cfg, *dev);
-  trainer.run();
+  // Several ranks when started by mpirun / srun; the layout comes from [parallel].
+  std::unique_ptr<MpiWorld> world;
+  if (launcher_world_size() > 1) world = std::make_unique<MpiWorld>(nullptr, nullptr);
+  RunConfig cfg;
+  std::unique_ptr<Device> dev;
+  run_agreed(world.get(), [&] {
+    cfg = config_load(path, overrides);
+    session_resolve_vocab(cfg);
+    validate_layout(cfg, Topology(world ? world->size() : 1, static_cast<int>(cfg.parallel.tp),
+                                  static_cast<int>(cfg.parallel.pp), static_cast<int>(cfg.parallel.dp)));
+    dev = session_device(cfg, world ? world->local_rank() : 0, world ? world->local_size() : 1);
+  });
+  if (!world) {
+    Trainer(cfg, *dev).run();
+    return 0;
+  }
+  try {
+    Trainer trainer(cfg, *dev, world.get());
+    trainer.run();
+  } catch (const AgreedError&) {
+    throw;  // every rank raised it: a clean exit on all of them
+  } catch (const UserError& e) {
+    // Seen by this rank only: the others may be waiting on it in a collective, so the whole
+    // job ends now rather than hanging.
+    std::fprintf(stderr, "tessera: error: rank %d: %s\n", world->rank(), e.what());
+    world->abort(2);
+  }
   return 0;
 }
 

@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "tessera: error: unknown command '%s' (try: tessera help)\n", cmd.c_str());
     return 2;
+  } catch (const tessera::AgreedError& e) {
+    if (e.report()) std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 2;
   } catch (const tessera::UserError& e) {
     std::fprintf(stderr, "tessera: error: %s\n", e.what());
     return 2;

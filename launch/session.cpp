@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include "checkpoints/weights_file.h"
@@ -13,9 +15,13 @@
 
 namespace tessera {
 
-std::unique_ptr<Device> session_device(const RunConfig& cfg) {
-  if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
-  return Device::create(cfg.train.device == "cuda" ? DeviceKind::cuda : DeviceKind::cpu);
+std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank, int local_ranks) {
+  if (cfg.train.threads > 0)
+    omp_set_num_threads(static_cast<int>(cfg.train.threads));
+  else if (local_ranks > 1)  // oversubscribing cores slows every rank down
+    omp_set_num_threads(std::max(1, omp_get_num_procs() / local_ranks));
+  const bool cuda = cfg.train.device == "cuda";
+  return Device::create(cuda ? DeviceKind::cuda : DeviceKind::cpu, cuda ? local_rank : 0);
 }
 
 void session_resolve_vocab(RunConfig& cfg) {
@@ -43,12 +49,12 @@ std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Devic
   return model;
 }
 
-EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
-                            const data::ShardSet& shards, int64_t batches) {
+EvalResult session_evaluate_part(Device& dev, const RunConfig& cfg, const data::ShardSet& shards,
+                                 int64_t batches, DType loss_dtype, const EvalForward& forward,
+                                 int part, int parts) {
   const int64_t T = cfg.model.seq_len, B = cfg.train.micro_batch;
   data::Loader loader(shards, T, 0);  // seed 0: fixed windows, the same for every evaluation
   batches = std::min<int64_t>(batches, std::max<int64_t>(1, loader.num_windows() / B));
-  const DType loss_dtype = model.registry().all().front().value.dtype == DType::f64 ? DType::f64 : DType::f32;
   Arena measure("eval", dev.kind());
   auto carve = [&](Arena& a) {
     return std::vector<Tensor>{a.take({B, T}, DType::i32), a.take({B, T}, DType::i32),
@@ -59,17 +65,27 @@ EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& 
   const auto buf = carve(arena);
   std::vector<int32_t> in(B * T), tg(B * T);
   EvalResult r;
-  double sum = 0;
-  for (int64_t b = 0; b < batches; ++b) {
+  for (int64_t b = part; b < batches; b += parts) {
     loader.batch(b, B, 0, B, in.data(), tg.data());
     dev.copy_from_host(buf[0], in.data());
     dev.copy_from_host(buf[1], tg.data());
-    model.stage().forward(dev, 0, buf[0], Tensor{}, buf[1], buf[2], DropoutKey{}, false, 0.0f);
-    for (double l : tensor_to_host_f64(dev, buf[2])) sum += l;
+    if (!forward(buf[0], buf[1], buf[2])) continue;
+    for (double l : tensor_to_host_f64(dev, buf[2])) r.sum += l;
     r.tokens += B * T;
   }
-  r.loss = sum / static_cast<double>(r.tokens);
+  r.loss = r.tokens ? r.sum / static_cast<double>(r.tokens) : 0.0;
   return r;
+}
+
+EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
+                            const data::ShardSet& shards, int64_t batches) {
+  const DType loss_dtype = model.registry().all().front().value.dtype == DType::f64 ? DType::f64 : DType::f32;
+  return session_evaluate_part(dev, cfg, shards, batches, loss_dtype,
+                               [&](Tensor in, Tensor tg, Tensor losses) {
+                                 model.stage().forward(dev, 0, in, Tensor{}, tg, losses,
+                                                       DropoutKey{}, false, 0.0f);
+                                 return true;
+                               });
 }
 
 }  // namespace tessera

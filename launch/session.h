@@ -1,5 +1,6 @@
 // What every subcommand that runs a model needs: the resolved config, threads and the device.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -10,19 +11,29 @@
 
 namespace tessera {
 
-// Sets OpenMP/OpenBLAS threads (train.threads, 0 = all cores) and creates the device.
-std::unique_ptr<Device> session_device(const RunConfig& cfg);
+// Sets OpenMP/OpenBLAS threads (train.threads; 0 = the node's cores shared by the
+// `local_ranks` ranks on it) and creates the device (CUDA: GPU `local_rank`).
+std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank = 0, int local_ranks = 1);
 // Fills model.vocab_size from the tokenizer when it is 0.
 void session_resolve_vocab(RunConfig& cfg);
 // A model of micro-batch `B` with weights loaded from a weights file; its config is returned.
 std::unique_ptr<ModelInstance> session_load_model(const std::string& weights_path, Device& dev,
                                                   int64_t B, RunConfig& cfg);
-// Mean loss per token over `batches` fixed windows of `shards`, with `B` sequences each.
+// Loss over `batches` fixed windows of `shards` (train.micro_batch sequences each; the same
+// windows for every evaluation).
 struct EvalResult {
-  double loss = 0;
-  int64_t tokens = 0;
+  double loss = 0;     // mean per token
+  double sum = 0;      // summed per-token losses
+  int64_t tokens = 0;  // tokens summed
 };
 EvalResult session_evaluate(Device& dev, ModelInstance& model, const RunConfig& cfg,
                             const data::ShardSet& shards, int64_t batches);
+// The driver under it: batch b runs here when b % parts == part. `forward(inputs, targets,
+// losses)` fills per-token losses and returns whether it produced them on this caller (a
+// pipeline's last stage does); only those are summed.
+using EvalForward = std::function<bool(Tensor inputs, Tensor targets, Tensor losses)>;
+EvalResult session_evaluate_part(Device& dev, const RunConfig& cfg, const data::ShardSet& shards,
+                                 int64_t batches, DType loss_dtype, const EvalForward& forward,
+                                 int part = 0, int parts = 1);
 
 }  // namespace tessera

@@ -1,7 +1,5 @@
 #include "launch/trainer.h"
 
-#include "launch/session.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,7 +7,9 @@
 #include <numeric>
 
 #include "checkpoints/weights_file.h"
+#include "launch/session.h"
 #include "model/init.h"
+#include "parallel/mpi_comm.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "runtime/ops.h"
@@ -30,81 +30,212 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string str(int64_t v) { return std::to_string(v); }
+
+// Pipeline messages: direction (0 activations, 1 gradients), the receiving local chunk and
+// the micro-batch. Fits MPI's guaranteed tag range (< 32768).
+int pipe_tag(int dir, int recv_chunk, int mb) { return (dir * 64 + recv_chunk) * 256 + mb % 256; }
+
+// Global layer index of a block parameter ("h.12.attn..." -> 12), -1 otherwise.
+int64_t layer_of(const std::string& name) {
+  if (name.rfind("h.", 0) != 0) return -1;
+  return std::stoll(name.substr(2, name.find('.', 2) - 2));
+}
+
 }  // namespace
 
-Trainer::Trainer(const RunConfig& cfg, Device& dev)
-    : cfg_(cfg), dev_(dev), topology_(1, cfg.parallel.tp, cfg.parallel.pp, cfg.parallel.dp) {
+void validate_layout(const RunConfig& cfg, const Topology& topo) {
+  const ModelConfig& m = cfg.model;
+  const ParallelConfig& p = cfg.parallel;
+  const std::string& src = cfg.source;
+  const int64_t tp = topo.tp(), pp = topo.pp(), dp = topo.dp(), v = p.virtual_stages;
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw UserError(src + ": " + what);
+  };
+  need(m.n_head % tp == 0, "model.n_head = " + str(m.n_head) + " is not divisible by parallel.tp = " + str(tp));
+  need(m.ff() % tp == 0, "the MLP width (" + str(m.ff()) + ") is not divisible by parallel.tp = " + str(tp));
+  need(m.padded_vocab() % tp == 0, "the padded vocabulary (" + str(m.padded_vocab()) +
+                                       ") is not divisible by parallel.tp = " + str(tp));
+  need(v >= 1, "parallel.virtual_stages must be >= 1");
+  need(v == 1 || p.schedule == "interleaved",
+       "parallel.virtual_stages = " + str(v) + " needs parallel.schedule = \"interleaved\"");
+  need(v == 1 || pp > 1, "parallel.virtual_stages > 1 needs parallel.pp > 1");
+  need(m.n_layer % (pp * v) == 0, "model.n_layer = " + str(m.n_layer) +
+                                      " is not divisible by parallel.pp * parallel.virtual_stages = " +
+                                      str(pp * v));
+  const int64_t global = cfg.train.global_batch ? cfg.train.global_batch : cfg.train.micro_batch * dp;
+  need(global % (cfg.train.micro_batch * dp) == 0,
+       "train.global_batch = " + str(global) + " is not divisible by train.micro_batch * dp = " +
+           str(cfg.train.micro_batch) + " * " + str(dp));
+  if (p.schedule == "interleaved" && v > 1) {
+    const int64_t micro = global / (cfg.train.micro_batch * dp);
+    need(micro % pp == 0, "the interleaved schedule needs micro-batches per step (" + str(micro) +
+                              ") divisible by parallel.pp = " + str(pp) + " (raise train.global_batch)");
+  }
+  need(!p.sequence_parallel || (cfg.train.micro_batch * m.seq_len) % tp == 0,
+       "parallel.sequence_parallel needs train.micro_batch * model.seq_len (" +
+           str(cfg.train.micro_batch * m.seq_len) + ") divisible by parallel.tp = " + str(tp));
+  need(!(cfg.train.device == "cpu" && cfg.train.precision == "bf16"),
+       "train.precision = \"bf16\" needs train.device = \"cuda\"");
+}
+
+void run_agreed(const MpiWorld* world, const std::function<void()>& fn) {
+  if (!world) {
+    fn();
+    return;
+  }
+  std::string error;
+  try {
+    fn();
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  const int first = world->first_rank_with(!error.empty());
+  if (first >= 0) throw AgreedError(error, first == world->rank());
+}
+
+Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
+    : cfg_(cfg),
+      dev_(dev),
+      world_(world),
+      rank_(world ? world->rank() : 0),
+      topology_(world ? world->size() : 1, static_cast<int>(cfg.parallel.tp),
+                static_cast<int>(cfg.parallel.pp), static_cast<int>(cfg.parallel.dp)) {
   const TrainConfig& t = cfg_.train;
-  const ModelConfig& m = cfg_.model;
+  me_ = topology_.coords(rank_);
   compute_ = t.precision == "fp64" ? DType::f64 : t.precision == "bf16" ? DType::bf16 : DType::f32;
   grad_dtype_ = compute_ == DType::bf16 ? DType::f32 : compute_;
-  if (topology_.tp() * topology_.pp() * topology_.dp() != 1)
-    throw UserError(cfg_.source + ": [parallel] asks for tp*pp*dp > 1 but this run has one process");
-  const int64_t global_batch = t.global_batch ? t.global_batch : t.micro_batch * topology_.dp();
-  if (global_batch % (t.micro_batch * topology_.dp()) != 0)
-    throw UserError(cfg_.source + ": train.global_batch = " + std::to_string(global_batch) +
-                    " is not divisible by train.micro_batch * dp = " +
-                    std::to_string(t.micro_batch * topology_.dp()));
-  cfg_.train.global_batch = global_batch;
-  micro_per_step_ = global_batch / (t.micro_batch * topology_.dp());
+  const int dp = topology_.dp();
+  cfg_.train.global_batch = t.global_batch ? t.global_batch : t.micro_batch * dp;
+  micro_per_step_ = cfg_.train.global_batch / (t.micro_batch * dp);
+  chunks_ = static_cast<int>(cfg_.parallel.virtual_stages);
 
-  // Data first: its errors (missing shards) are the likeliest user mistake.
+  // Everything a user can get wrong is checked before the first collective, and every rank
+  // agrees on the outcome: a bad layout or missing data fails as one line, everywhere.
+  run_agreed(world_, [&] {
+    validate_layout(cfg_, topology_);
+    setup_data();
+    schedule_ = schedule_make(cfg_.parallel.schedule, topology_.pp(), me_.pp,
+                              static_cast<int>(micro_per_step_), chunks_);
+    if (rank_ == 0) {
+      std::filesystem::create_directories(cfg_.log.dir);
+      std::ofstream c(cfg_.log.dir + "/config.toml");
+      c << config_to_toml(cfg_);
+      if (!c) throw UserError(cfg_.log.dir + "/config.toml: cannot write (log.dir not writable?)");
+      metrics_.open(cfg_.log.dir + "/metrics.jsonl", std::ios::trunc);
+    }
+  });
+  comms_ = communicators_create(topology_, rank_, world_, dev_);
+  setup_model();
+  setup_buckets();
+  flops_per_token_ = cfg_.model.flops_per_token();
+  peak_flops_ = dev.peak_flops();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup_data() {
+  const TrainConfig& t = cfg_.train;
   if (cfg_.data.train.empty()) throw UserError(cfg_.source + ": data.train is not set (a directory of token shards from `tessera prepare`)");
   train_shards_ = std::make_unique<data::ShardSet>(data::ShardSet::open(cfg_.data.train));
   if (!cfg_.data.valid.empty())
     valid_shards_ = std::make_unique<data::ShardSet>(data::ShardSet::open(cfg_.data.valid));
-  train_loader_ = std::make_unique<data::Loader>(*train_shards_, m.seq_len, static_cast<uint64_t>(t.seed));
+  for (const data::ShardSet* set : {train_shards_.get(), valid_shards_.get()})
+    if (set && set->vocab_size() > cfg_.model.vocab_size)
+      throw UserError(cfg_.source + ": the token shards were written for a vocabulary of " +
+                      std::to_string(set->vocab_size()) + " but model.vocab_size = " +
+                      std::to_string(cfg_.model.vocab_size) + " (data.tokenizer does not match the shards?)");
+  train_loader_ = std::make_unique<data::Loader>(*train_shards_, cfg_.model.seq_len, static_cast<uint64_t>(t.seed));
+}
 
-  schedule_ = schedule_make(cfg_.parallel.schedule, topology_.pp(), 0, static_cast<int>(micro_per_step_));
+void Trainer::setup_model() {
+  const TrainConfig& t = cfg_.train;
+  const ModelConfig& m = cfg_.model;
+  const int pp = topology_.pp(), dp = topology_.dp();
+  const bool zero = cfg_.parallel.zero > 0 && dp > 1;
+  slots_ = schedule_max_in_flight_per_chunk(schedule_, chunks_);
+  last_backward_.assign(chunks_, 0);
+  for (size_t i = 0; i < schedule_.size(); ++i)
+    if (schedule_[i].kind == PipeOpKind::backward) last_backward_[schedule_[i].chunk] = i;
+
   RunShape shape;
   shape.micro_batch = t.micro_batch;
   shape.seq_len = m.seq_len;
-  shape.slots = slots_ = schedule_max_in_flight(schedule_);
+  shape.slots = slots_;
   shape.recompute = t.recompute == "full" ? Recompute::full : Recompute::none;
   shape.compute = compute_;
-  shape.device = dev.kind();
-  model_ = std::make_unique<ModelInstance>(m, stage_spec_whole(m), shape, dev, grad_dtype_);
-  init_parameters(dev, model_->registry(), static_cast<uint64_t>(t.seed));
+  shape.device = dev_.kind();
+  std::vector<StageSpec> chunks;
+  for (int c = 0; c < chunks_; ++c) chunks.push_back(stage_spec_chunk(m, c * pp + me_.pp, pp * chunks_));
+  const TensorSlice slice{topology_.tp(), me_.tp, cfg_.parallel.sequence_parallel, comms_.tp.get()};
+  model_ = std::make_unique<ModelInstance>(m, chunks, slice, shape, dev_, grad_dtype_, zero ? dp : 1);
+  ParamRegistry& reg = model_->registry();
+  init_parameters(dev_, reg, static_cast<uint64_t>(t.seed));
 
+  // ZeRO-1: this rank updates flat range [dp_rank * n, (dp_rank + 1) * n) of its stage.
+  const int64_t total = reg.flat_values().numel();
+  const int64_t shard = zero ? total / dp : total;
+  const int64_t begin = zero ? me_.dp * shard : 0;
   const DType master = compute_ == DType::f64 ? DType::f64 : DType::f32;
-  optimizer_ = std::make_unique<AdamW>(cfg_.optim, model_->registry(), master);
+  optimizer_ = std::make_unique<AdamW>(cfg_.optim, reg, master, begin, begin + shard);
   {
-    Arena measure("optimizer", dev.kind());
+    Arena measure("optimizer", dev_.kind());
     optimizer_->layout(measure);
-    state_ = std::make_unique<Arena>("optimizer", dev, measure.used());
+    state_ = std::make_unique<Arena>("optimizer", dev_, measure.used());
     optimizer_->layout(*state_);
   }
-  optimizer_->init_master(dev);
+  optimizer_->init_master(dev_);
 
-  // Per-step token and loss buffers on the device.
+  // Per-step tokens, losses, the ZeRO gradient shard and the pipeline's gradient send buffers.
   const DType loss_dtype = compute_ == DType::f64 ? DType::f64 : DType::f32;
-  const int64_t n = micro_per_step_ * t.micro_batch * m.seq_len;
   auto carve = [&](Arena& a) {
     inputs_ = a.take({micro_per_step_, t.micro_batch, m.seq_len}, DType::i32);
     targets_ = a.take({micro_per_step_, t.micro_batch, m.seq_len}, DType::i32);
     losses_ = a.take({micro_per_step_, t.micro_batch * m.seq_len}, loss_dtype);
     norm_scratch_ = a.take({1}, grad_dtype_);
+    shard_grads_ = zero ? a.take({shard}, grad_dtype_) : Tensor{};
+    grad_send_.assign(chunks_, {});
+    for (int c = 0; c < chunks_; ++c)
+      if (c * pp + me_.pp > 0)
+        for (int s = 0; s < slots_; ++s)
+          grad_send_[c].push_back(a.take(model_->stage(c).stream_shape(), compute_));
   };
-  Arena measure_io("io", dev.kind());
+  Arena measure_io("io", dev_.kind());
   carve(measure_io);
-  io_ = std::make_unique<Arena>("io", dev, measure_io.used());
+  io_ = std::make_unique<Arena>("io", dev_, measure_io.used());
   carve(*io_);
+  out_handle_.assign(chunks_, std::vector<CommHandle>(slots_, -1));
+  grad_handle_.assign(chunks_, std::vector<CommHandle>(slots_, -1));
+  const int64_t n = micro_per_step_ * t.micro_batch * m.seq_len;
   host_inputs_.resize(n);
   host_targets_.resize(n);
-
-  flops_per_token_ = m.flops_per_token();
-  peak_flops_ = dev.peak_flops();
-
-  std::filesystem::create_directories(cfg_.log.dir);
-  {
-    std::ofstream c(cfg_.log.dir + "/config.toml");
-    c << config_to_toml(cfg_);
-    if (!c) throw UserError(cfg_.log.dir + "/config.toml: cannot write (log.dir not writable?)");
-  }
-  metrics_.open(cfg_.log.dir + "/metrics.jsonl", std::ios::trunc);
 }
 
-Trainer::~Trainer() = default;
+// Data-parallel buckets: contiguous flat ranges of about parallel.bucket_mb, formed from the
+// last parameter backwards (the order gradients complete), each all-reduced as soon as all
+// its parameters are final.
+void Trainer::setup_buckets() {
+  ParamRegistry& reg = model_->registry();
+  auto& params = reg.all();
+  bucket_of_.assign(params.size(), -1);
+  done_.assign(params.size(), 0);
+  params_of_layer_.assign(cfg_.model.n_layer, {});
+  for (size_t i = 0; i < params.size(); ++i)
+    if (const int64_t l = layer_of(params[i].name); l >= 0) params_of_layer_[l].push_back(i);
+  buckets_.clear();
+  if (topology_.dp() == 1 || cfg_.parallel.zero > 0) return;
+  const double limit = cfg_.parallel.bucket_mb * 1024.0 * 1024.0;
+  const size_t elem = dtype_size(grad_dtype_);
+  for (size_t k = params.size(); k-- > 0;) {
+    const Param& p = params[k];
+    const int64_t lo = reg.flat_offset(p), hi = lo + p.grad.numel();
+    if (buckets_.empty() || static_cast<double>(buckets_.back().end - buckets_.back().begin) * elem >= limit)
+      buckets_.push_back({lo, hi, 0, -1});
+    Bucket& b = buckets_.back();
+    b.begin = lo;
+    bucket_of_[k] = static_cast<int>(buckets_.size() - 1);
+  }
+}
 
 std::string Trainer::arena_summary() const {
   return arena_report({&model_->params_arena(), &model_->grads_arena(), state_.get(),
@@ -114,121 +245,334 @@ std::string Trainer::arena_summary() const {
 void Trainer::load_batch(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t per_rank = micro_per_step_ * t.micro_batch;
-  const int64_t first = topology_.coords(0).dp * per_rank;  // this rank's slice of the batch
+  const int64_t first = me_.dp * per_rank;  // this rank's slice of the global batch
   train_loader_->batch(step, t.global_batch, first, per_rank, host_inputs_.data(),
                        host_targets_.data());
   dev_.copy_from_host(inputs_, host_inputs_.data());
   dev_.copy_from_host(targets_, host_targets_.data());
 }
 
-// All gradient work after backward lives here: with one rank there is nothing to reduce;
-// data-parallel buckets, tensor-parallel and tied-embedding reductions slot in here.
-void Trainer::finalize_grads() {}
+void Trainer::param_done(size_t i) {
+  done_[i] = 1;
+  const int b = bucket_of_[i];
+  if (b < 0) return;
+  Bucket& bucket = buckets_[b];
+  if (--bucket.pending == 0)
+    bucket.handle = comms_.dp->all_reduce_start(
+        flat_slice(model_->registry().flat_grads(), bucket.begin, bucket.end - bucket.begin));
+}
 
-StepResult Trainer::train_step(int64_t step) {
+// Runs this rank's op list. Model chunk mc = chunk * pp + stage; activations flow to mc + 1
+// (the next stage, or stage 0's next chunk after the last stage), gradients back to mc - 1.
+void Trainer::run_schedule(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t T = cfg_.model.seq_len;
-  GptStage& stage = model_->stage();
-  const int slots = slots_;
-  StepResult r;
-  const auto t0 = Clock::now();
-
-  load_batch(step);
-  r.data_ms = ms_since(t0);
-  ops::fill_zero(dev_, model_->registry().flat_grads());
+  const int pp = topology_.pp(), s = me_.pp, n_chunks = pp * chunks_;
+  Communicator& pipe = *comms_.pp;
+  auto& params = model_->registry().all();
   // The loss is the mean over every token of the global batch, so each micro-batch's
   // gradient is scaled by 1/(global tokens) and accumulation is a plain sum.
   const float dloss = 1.0f / static_cast<float>(t.global_batch * T);
-  const int64_t rank_first = topology_.coords(0).dp * micro_per_step_ * t.micro_batch;
-  for (const PipeOp& op : schedule_) {
-    const int mb = op.microbatch, slot = mb % slots;
+  const int64_t rank_first = me_.dp * micro_per_step_ * t.micro_batch;
+  // The final backward of a chunk completes its block gradients: hand them to the buckets
+  // (after the tensor-parallel sum of the partial ones).
+  const std::function<void(int64_t)> block_done = [&](int64_t layer) {
+    for (size_t i : params_of_layer_[layer]) {
+      if (params[i].grad_sum_tp) comms_.tp->all_reduce(params[i].grad);
+      param_done(i);
+    }
+  };
+  for (size_t k = 0; k < schedule_.size(); ++k) {
+    const PipeOp& op = schedule_[k];
+    const int c = op.chunk, mb = op.microbatch, slot = mb % slots_, mc = c * pp + s;
+    GptStage& stage = model_->stage(c);
     const DropoutKey key{static_cast<uint64_t>(t.seed), step,
                          step * t.global_batch + rank_first + mb * t.micro_batch};
     Tensor tokens = inputs_.slice_rows(mb, 1).view({t.micro_batch, T});
     if (op.kind == PipeOpKind::forward) {
+      pipe.finish(out_handle_[c][slot]);  // the slot's previous output has left
+      out_handle_[c][slot] = -1;
+      if (mc > 0) pipe.recv(stage.input(slot), s > 0 ? s - 1 : pp - 1, pipe_tag(0, c, mb));
       Tensor targets = targets_.slice_rows(mb, 1).view({t.micro_batch, T});
-      stage.forward(dev_, slot, tokens, Tensor{}, targets, losses_.slice_rows(mb, 1).view({t.micro_batch * T}),
-                    key, true, dloss);
+      stage.forward(dev_, slot, tokens, Tensor{}, targets,
+                    losses_.slice_rows(mb, 1).view({t.micro_batch * T}), key, true, dloss);
+      if (mc < n_chunks - 1)
+        out_handle_[c][slot] = pipe.send_start(stage.output(slot), s < pp - 1 ? s + 1 : 0,
+                                               pipe_tag(0, s < pp - 1 ? c : c + 1, mb));
     } else {
-      stage.backward(dev_, slot, tokens, Tensor{}, key);
+      Tensor dout;
+      if (mc < n_chunks - 1) {
+        dout = stage.grad_output();
+        pipe.recv(dout, s < pp - 1 ? s + 1 : 0, pipe_tag(1, c, mb));
+      }
+      Tensor dx = stage.backward(dev_, slot, tokens, dout, key,
+                                 k == last_backward_[c] ? block_done : std::function<void(int64_t)>{});
+      if (mc > 0) {
+        pipe.finish(grad_handle_[c][slot]);
+        ops::convert(dev_, grad_send_[c][slot], dx);
+        grad_handle_[c][slot] = pipe.send_start(grad_send_[c][slot], s > 0 ? s - 1 : pp - 1,
+                                                pipe_tag(1, s > 0 ? c : c - 1, mb));
+      }
     }
   }
+  pipe.finish_all();
+  for (auto* handles : {&out_handle_, &grad_handle_})
+    for (auto& row : *handles) std::fill(row.begin(), row.end(), -1);
+}
+
+// Every reduction after backward, in one place: tensor-parallel partial sums, the tied
+// embedding between first and last stage, then data parallel (buckets, or ZeRO's
+// reduce-scatter).
+void Trainer::finalize_grads() {
+  ParamRegistry& reg = model_->registry();
+  auto& params = reg.all();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!done_[i] && params[i].grad_sum_tp) comms_.tp->all_reduce(params[i].grad);
+  if (comms_.embedding->size() > 1) comms_.embedding->all_reduce(reg.get("wte").grad);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!done_[i]) param_done(i);
+  if (!shard_grads_.empty()) comms_.dp->reduce_scatter(shard_grads_, reg.flat_grads());
+  for (Bucket& b : buckets_) comms_.dp->finish(b.handle);
+}
+
+// A parameter whose gradient this rank counts in the global norm (and whose value it writes
+// in the final weights): one tensor-parallel rank for replicated ones, never a tied copy.
+bool Trainer::counted_once(const Param& p) const {
+  return !p.tied_copy && (p.shard_dim >= 0 || me_.tp == 0);
+}
+
+double Trainer::world_sum(double v) {
+  Tensor t{&v, DType::f64, DeviceKind::cpu, Shape{1}};
+  comms_.world->all_reduce(t);
+  return v;
+}
+
+// Every gradient element exactly once across tp x pp x dp: ZeRO ranks count their own shard,
+// otherwise data-parallel rank 0 counts the (identical) reduced gradients.
+double Trainer::global_grad_norm() {
+  ParamRegistry& reg = model_->registry();
+  std::vector<Tensor> pieces;
+  if (!shard_grads_.empty()) {
+    for (const AdamW::Piece& piece : optimizer_->pieces())
+      if (counted_once(*piece.param))
+        pieces.push_back(flat_slice(shard_grads_, piece.lo - optimizer_->begin(), piece.hi - piece.lo));
+  } else if (me_.dp == 0) {
+    for (const Param& p : reg.all())
+      if (counted_once(p)) pieces.push_back(flat_slice(reg.flat_grads(), reg.flat_offset(p), p.grad.numel()));
+  }
+  return std::sqrt(world_sum(grad_sum_squares(dev_, pieces, norm_scratch_)));
+}
+
+// ZeRO-1: each rank updated its shard; every rank of the dp group gets all of them back.
+void Trainer::gather_parameters() {
+  if (shard_grads_.empty()) return;
+  const Tensor values = model_->registry().flat_values();
+  const int64_t n = optimizer_->end() - optimizer_->begin();
+  comms_.dp->all_gather(values, flat_slice(values, optimizer_->begin(), n));
+}
+
+StepResult Trainer::train_step(int64_t step) {
+  const TrainConfig& t = cfg_.train;
+  const int64_t T = cfg_.model.seq_len;
+  StepResult r;
+  const auto t0 = Clock::now();
+  communicators_reset_stats(comms_);
+
+  load_batch(step);
+  r.data_ms = ms_since(t0);
+  ops::fill_zero(dev_, model_->registry().flat_grads());
+  std::fill(done_.begin(), done_.end(), 0);
+  for (Bucket& b : buckets_) b.pending = 0, b.handle = -1;
+  for (int b : bucket_of_)
+    if (b >= 0) ++buckets_[b].pending;
+
+  run_schedule(step);
   finalize_grads();
-  r.grad_norm = grad_global_norm(dev_, model_->registry(), norm_scratch_);
+  r.grad_norm = global_grad_norm();
   const double clip = cfg_.optim.grad_clip;
   const double scale = clip > 0 && r.grad_norm > clip ? clip / r.grad_norm : 1.0;
   r.lr = lr_at(cfg_.optim, step, t.steps);
-  optimizer_->step(dev_, r.lr, step + 1, scale);
+  optimizer_->step(dev_, r.lr, step + 1, scale, shard_grads_);
+  gather_parameters();
 
-  const std::vector<double> losses = tensor_to_host_f64(dev_, losses_);  // also waits for the step
-  r.loss = std::accumulate(losses.begin(), losses.end(), 0.0) / static_cast<double>(losses.size());
+  // The loss: summed on the last stage (one tensor-parallel rank), then over the world.
+  double loss_sum = 0;
+  const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
+  if (reports)
+    for (double l : tensor_to_host_f64(dev_, losses_)) loss_sum += l;  // also waits for the step
+  else
+    dev_.synchronize();
+  r.loss = world_sum(loss_sum) / static_cast<double>(t.global_batch * T);
   r.step_ms = ms_since(t0);
+
+  const CommStats& pipe = comms_.pp->stats();
+  double split[4] = {r.data_ms, 0, 0, pipe.p2p.wait_ms};
+  for (const Communicator* c : {comms_.tp.get(), comms_.dp.get(), comms_.embedding.get(), comms_.world.get()})
+    split[2] += c->stats().total_wait_ms();
+  split[2] += pipe.total_wait_ms() - pipe.p2p.wait_ms;
+  split[1] = std::max(0.0, r.step_ms - split[0] - split[2] - split[3]);
+  const int world = topology_.world();
+  r.split = {world_sum(split[0]) / world, world_sum(split[1]) / world,
+             world_sum(split[2]) / world, world_sum(split[3]) / world};
+  const Communicator* axes[4] = {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(), comms_.embedding.get()};
+  for (int a = 0; a < 4; ++a) r.comm_bytes[a] = axes[a]->stats().total_bytes();
   const double tokens = static_cast<double>(t.global_batch * T);
   r.tokens_per_s = tokens / (r.step_ms / 1000.0);
-  r.mfu = flops_per_token_ * r.tokens_per_s / peak_flops_;
+  r.mfu = flops_per_token_ * r.tokens_per_s / (peak_flops_ * world);
   return r;
 }
 
+// Forward only, one micro-batch at a time through every chunk; data-parallel ranks split the
+// validation batches.
 double Trainer::evaluate() {
   if (!valid_shards_) return NAN;
-  return session_evaluate(dev_, *model_, cfg_, *valid_shards_, cfg_.train.eval_batches).loss;
+  const int pp = topology_.pp(), s = me_.pp, n_chunks = pp * chunks_;
+  Communicator& pipe = *comms_.pp;
+  const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
+  auto forward = [&](Tensor in, Tensor tg, Tensor losses) {
+    for (int c = 0; c < chunks_; ++c) {
+      const int mc = c * pp + s;
+      GptStage& stage = model_->stage(c);
+      pipe.finish(out_handle_[c][0]);
+      out_handle_[c][0] = -1;
+      if (mc > 0) pipe.recv(stage.input(0), s > 0 ? s - 1 : pp - 1, pipe_tag(0, c, 0));
+      stage.forward(dev_, 0, in, Tensor{}, tg, losses, DropoutKey{}, false, 0.0f);
+      if (mc < n_chunks - 1)
+        out_handle_[c][0] = pipe.send_start(stage.output(0), s < pp - 1 ? s + 1 : 0,
+                                            pipe_tag(0, s < pp - 1 ? c : c + 1, 0));
+    }
+    return reports;
+  };
+  const DType loss_dtype = compute_ == DType::f64 ? DType::f64 : DType::f32;
+  const EvalResult r = session_evaluate_part(dev_, cfg_, *valid_shards_, cfg_.train.eval_batches,
+                                             loss_dtype, forward, me_.dp, topology_.dp());
+  pipe.finish_all();
+  for (auto& row : out_handle_) std::fill(row.begin(), row.end(), -1);
+  const double sum = world_sum(r.sum), tokens = world_sum(static_cast<double>(r.tokens));
+  return sum / tokens;
 }
 
 void Trainer::log_step(int64_t step, const StepResult& r) {
-  tokens_since_start_ += r.tokens_per_s * r.step_ms / 1000.0;
   seconds_since_start_ += r.step_ms / 1000.0;
+  if (rank_ != 0) return;
   const double eta = seconds_since_start_ / static_cast<double>(step + 1) *
                      static_cast<double>(cfg_.train.steps - step - 1);
-  char line[512];
+  const double mb = 1.0 / (1024.0 * 1024.0);
+  char line[768];
   std::snprintf(line, sizeof line,
                 "step %5lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
-                "%.0f ms (data %.1f ms) | ETA %s",
+                "%.0f ms = compute %.0f + comm %.0f + bubble %.0f + data %.1f | ETA %s",
                 static_cast<long long>(step + 1), static_cast<long long>(cfg_.train.steps), r.loss,
-                r.lr, r.grad_norm, r.tokens_per_s, 100.0 * r.mfu, r.step_ms, r.data_ms,
-                format_duration(eta).c_str());
+                r.lr, r.grad_norm, r.tokens_per_s, 100.0 * r.mfu, r.step_ms, r.split.compute,
+                r.split.exposed_comm, r.split.bubble, r.split.data, format_duration(eta).c_str());
   log_info("%s", line);
+  if (topology_.world() > 1 && (step == 0 || step + 1 == cfg_.train.steps))
+    log_info("step %5lld | rank 0 moved tp %.3f MB, pp %.3f MB, dp %.3f MB, embedding %.3f MB "
+             "(ring bus volume per collective)",
+             static_cast<long long>(step + 1), r.comm_bytes[0] * mb, r.comm_bytes[1] * mb,
+             r.comm_bytes[2] * mb, r.comm_bytes[3] * mb);
   std::snprintf(line, sizeof line,
                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                "\"tokens_per_s\": %.6g, \"mfu\": %.6g, \"step_ms\": %.6g, \"data_ms\": %.6g}\n",
+                "\"tokens_per_s\": %.6g, \"mfu\": %.6g, \"step_ms\": %.6g, \"data_ms\": %.6g, "
+                "\"compute_ms\": %.6g, \"exposed_comm_ms\": %.6g, \"bubble_ms\": %.6g, "
+                "\"comm_bytes\": {\"tp\": %.17g, \"pp\": %.17g, \"dp\": %.17g, \"embedding\": %.17g}}\n",
                 static_cast<long long>(step + 1), r.loss, r.lr, r.grad_norm, r.tokens_per_s,
-                r.mfu, r.step_ms, r.data_ms);
+                r.mfu, r.step_ms, r.split.data, r.split.compute, r.split.exposed_comm,
+                r.split.bubble, r.comm_bytes[0], r.comm_bytes[1], r.comm_bytes[2], r.comm_bytes[3]);
   metrics_ << line << std::flush;
 }
 
+// The final weights, assembled from every rank: each element comes from exactly one owner
+// (the rule of counted_once, and the ZeRO shard holding it), in full precision from the
+// master copy where there is one; rank 0 writes the file.
 void Trainer::write_weights(const std::string& path, int64_t step) {
-  std::vector<Tensor> sources;
-  for (const auto& s : optimizer_->state()) sources.push_back(s.master);
+  ParamRegistry whole;
+  GptStage names(cfg_.model, stage_spec_whole(cfg_.model), TensorSlice{}, whole);
+  const bool owner_dp = !shard_grads_.empty() || me_.dp == 0;
+  const int64_t begin = optimizer_->begin(), end = optimizer_->end();
+  std::vector<double> master;
+  if (!optimizer_->master().empty()) master = tensor_to_host_f64(dev_, optimizer_->master());
+  ParamRegistry& reg = model_->registry();
+  std::vector<std::vector<double>> host;
+  for (Param& g : whole.all()) {
+    std::vector<double> buf(g.global_shape.numel(), 0.0);
+    const Param* p = reg.find(g.name);
+    if (p && owner_dp && counted_once(*p)) {
+      const std::vector<double> local = tensor_to_host_f64(dev_, p->value);
+      const int64_t o = reg.flat_offset(*p);
+      for (int64_t i = 0; i < static_cast<int64_t>(local.size()); ++i) {
+        const int64_t f = o + i;
+        if (f < begin || f >= end) continue;
+        buf[param_global_index(*p, i)] = master.empty() ? local[i] : master[f - begin];
+      }
+    }
+    if (topology_.world() > 1) {
+      Tensor t{buf.data(), DType::f64, DeviceKind::cpu, Shape{static_cast<int64_t>(buf.size())}};
+      comms_.world->all_reduce(t);
+    }
+    host.push_back(std::move(buf));
+  }
+  if (rank_ != 0) return;
+  for (size_t i = 0; i < host.size(); ++i)
+    whole.all()[i].value = Tensor{host[i].data(), DType::f64, DeviceKind::cpu, whole.all()[i].global_shape};
+  auto cpu = Device::create(DeviceKind::cpu);
   WeightsMeta meta{config_to_toml(cfg_), step, compute_ == DType::f64 ? "f64" : "f32"};
-  weights_save(path, dev_, model_->registry(), sources, meta);
+  weights_save(path, *cpu, whole, {}, meta);
 }
 
 StepResult Trainer::run() {
   const ModelConfig& m = cfg_.model;
-  log_info("tessera: %s | %s | layout %s", dev_.name(), cfg_.train.precision.c_str(),
-           topology_.describe(0).c_str());
-  log_info("model: gpt2 %lld layers, d_model %lld, %lld heads, vocab %lld (padded %lld), context %lld, %.2fM parameters",
-           (long long)m.n_layer, (long long)m.d_model, (long long)m.n_head, (long long)m.vocab_size,
-           (long long)m.padded_vocab(), (long long)m.seq_len, m.num_parameters() / 1e6);
-  log_info("batch: %lld sequences x %lld tokens per step (%lld micro-batches of %lld) | memory: %s",
-           (long long)cfg_.train.global_batch, (long long)m.seq_len, (long long)micro_per_step_,
-           (long long)cfg_.train.micro_batch, arena_summary().c_str());
-  log_info("train data: %lld tokens, %lld windows", (long long)train_shards_->total_tokens(),
-           (long long)train_loader_->num_windows());
+  const ParallelConfig& par = cfg_.parallel;
+  if (rank_ == 0) {
+    log_info("tessera: %s | %s | world %d = dp %d x pp %d x tp %d | schedule %s%s | sequence "
+             "parallel %s | zero %lld",
+             dev_.name(), cfg_.train.precision.c_str(), topology_.world(), topology_.dp(),
+             topology_.pp(), topology_.tp(), par.schedule.c_str(),
+             chunks_ > 1 ? (" x" + std::to_string(chunks_) + " virtual stages").c_str() : "",
+             par.sequence_parallel ? "on" : "off", static_cast<long long>(par.zero));
+    log_info("model: gpt2 %lld layers, d_model %lld, %lld heads, vocab %lld (padded %lld), context %lld, %.2fM parameters",
+             (long long)m.n_layer, (long long)m.d_model, (long long)m.n_head, (long long)m.vocab_size,
+             (long long)m.padded_vocab(), (long long)m.seq_len, m.num_parameters() / 1e6);
+    for (int r = 0; r < topology_.world(); ++r) {  // every rank's layout, from the arithmetic
+      std::string layers;
+      for (int c = 0; c < chunks_; ++c) {
+        const StageSpec sp = stage_spec_chunk(m, c * topology_.pp() + topology_.coords(r).pp,
+                                              topology_.pp() * chunks_);
+        layers += (c ? ", " : "") + std::to_string(sp.first_layer) + "-" +
+                  std::to_string(sp.first_layer + sp.n_layers - 1);
+        if (sp.has_embedding) layers += " +embedding";
+        if (sp.has_head) layers += " +head";
+      }
+      log_info("rank %d: %s | layers %s", r, topology_.describe(r).c_str(), layers.c_str());
+    }
+    log_info("batch: %lld sequences x %lld tokens per step (%lld micro-batches of %lld per data-parallel rank)",
+             (long long)cfg_.train.global_batch, (long long)m.seq_len, (long long)micro_per_step_,
+             (long long)cfg_.train.micro_batch);
+    log_info("memory (rank 0): %s", arena_summary().c_str());
+    log_info("train data: %lld tokens, %lld windows", (long long)train_shards_->total_tokens(),
+             (long long)train_loader_->num_windows());
+  }
   StepResult last;
   for (int64_t step = 0; step < cfg_.train.steps; ++step) {
     last = train_step(step);
-    if (!std::isfinite(last.loss)) throw UserError("loss became " + std::to_string(last.loss) + " at step " + std::to_string(step + 1) + " (lower optim.lr?)");
+    if (!std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
+      throw AgreedError("loss became " + std::to_string(last.loss) + " at step " +
+                            std::to_string(step + 1) + " (lower optim.lr?)",
+                        rank_ == 0);
     if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
+    else seconds_since_start_ += last.step_ms / 1000.0;
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;
     if (valid_shards_ && (eval_due || step + 1 == cfg_.train.steps)) {
       const double v = evaluate();
-      log_info("step %5lld | validation loss %.4f", static_cast<long long>(step + 1), v);
-      metrics_ << "{\"step\": " << step + 1 << ", \"val_loss\": " << v << "}\n" << std::flush;
+      if (rank_ == 0) {
+        log_info("step %5lld | validation loss %.4f", static_cast<long long>(step + 1), v);
+        metrics_ << "{\"step\": " << step + 1 << ", \"val_loss\": " << v << "}\n" << std::flush;
+      }
     }
   }
   const std::string path = cfg_.log.dir + "/model.h5";
   write_weights(path, cfg_.train.steps);
-  log_info("weights: %s", path.c_str());
+  if (rank_ == 0) log_info("weights: %s", path.c_str());
   return last;
 }
 

@@ -1,8 +1,10 @@
-// Trainer: owns the run (device, model, optimizer, data, logs) and runs the step loop.
-// train_step() reads top to bottom as one training step (see DESIGN.md, "One training step").
+// Trainer: owns the run of one rank (device, model chunks, optimizer shard, data, logs) and
+// runs the step loop. train_step() reads top to bottom as one training step (see DESIGN.md,
+// "One training step"); the same code runs one process or any tp x pp x dp layout.
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -11,20 +13,41 @@
 #include "launch/config.h"
 #include "model/instance.h"
 #include "optim/adamw.h"
+#include "parallel/communicators.h"
 #include "parallel/schedule.h"
 #include "parallel/topology.h"
 
 namespace tessera {
 
+class MpiWorld;
+
+// Where one step's time went on a rank (milliseconds). compute is the remainder.
+struct StepSplit {
+  double data = 0, compute = 0, exposed_comm = 0, bubble = 0;
+};
+
 struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0;
   double step_ms = 0, data_ms = 0;
   double tokens_per_s = 0, mfu = 0;
+  StepSplit split;            // mean over ranks
+  double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
 };
+
+// Checks a layout against the model and batch before anything is built: every impossible
+// combination is a UserError naming the keys. Pure; the same answer on every rank.
+void validate_layout(const RunConfig& cfg, const Topology& topo);
+
+// Runs `fn` on every rank and agrees on the outcome before anything else happens: when a
+// UserError was raised on any rank, every rank throws AgreedError (the lowest failing rank
+// reports it). With no world (one process) it just runs `fn`. Only for code without
+// collectives, so that a rank that fails early cannot leave the others waiting.
+void run_agreed(const MpiWorld* world, const std::function<void()>& fn);
 
 class Trainer {
  public:
-  Trainer(const RunConfig& cfg, Device& dev);
+  // `world` is null for one process. Construction is collective over the world.
+  Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world = nullptr);
   ~Trainer();
   // Runs every step, validation and the final weights file. Returns the last step's result.
   StepResult run();
@@ -35,20 +58,42 @@ class Trainer {
   ModelInstance& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }
   std::string arena_summary() const;
+  int rank() const { return rank_; }
 
  private:
+  struct Bucket {
+    int64_t begin = 0, end = 0;  // flat gradient range
+    int pending = 0;             // parameters whose gradient is not complete yet
+    CommHandle handle = -1;
+  };
+
+  void setup_data();
+  void setup_model();
+  void setup_buckets();
   void load_batch(int64_t step);
+  void run_schedule(int64_t step);
+  void param_done(size_t index);
   void finalize_grads();
+  double global_grad_norm();
+  void gather_parameters();
+  double world_sum(double v);
+  bool counted_once(const Param& p) const;
   void log_step(int64_t step, const StepResult& r);
   void write_weights(const std::string& path, int64_t step);
 
   RunConfig cfg_;
   Device& dev_;
+  const MpiWorld* world_;
+  int rank_ = 0;
   Topology topology_;
+  Coords me_;
+  Communicators comms_;
   DType compute_, grad_dtype_;
   int64_t micro_per_step_ = 1;  // micro-batches per step on this rank
+  int chunks_ = 1;              // virtual pipeline stages held by this rank
   std::vector<PipeOp> schedule_;
-  int slots_ = 1;  // micro-batches whose activations are alive at once
+  std::vector<size_t> last_backward_;  // per chunk: index in schedule_ of its last backward
+  int slots_ = 1;  // micro-batches whose activations are alive at once, per chunk
   std::unique_ptr<ModelInstance> model_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Arena> state_, io_;
@@ -56,11 +101,19 @@ class Trainer {
   std::unique_ptr<data::Loader> train_loader_;
   // Host staging of one step's tokens and device copies: (micro, B, T) i32 each.
   std::vector<int32_t> host_inputs_, host_targets_;
-  std::vector<float> host_losses_;
   Tensor inputs_, targets_, losses_, norm_scratch_;
+  Tensor shard_grads_;  // ZeRO-1: this rank's reduced gradient shard
+  // Pipeline send buffers and handles, [chunk][slot].
+  std::vector<std::vector<Tensor>> grad_send_;
+  std::vector<std::vector<CommHandle>> out_handle_, grad_handle_;
+  // Data-parallel gradient buckets (all-reduce without ZeRO).
+  std::vector<Bucket> buckets_;
+  std::vector<int> bucket_of_;                     // per registry parameter, -1: none
+  std::vector<std::vector<size_t>> params_of_layer_;  // global layer -> registry indices
+  std::vector<char> done_;                         // per parameter, this step
   std::ofstream metrics_;
   double flops_per_token_ = 0, peak_flops_ = 0;
-  double tokens_since_start_ = 0, seconds_since_start_ = 0;
+  double seconds_since_start_ = 0;
 };
 
 }  // namespace tessera

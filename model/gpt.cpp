@@ -243,7 +243,8 @@ void GptStage::head_loss(Device& dev, SlotActs& s, Tensor targets, Tensor losses
                          start, valid, dloss);
 }
 
-Tensor GptStage::backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key) {
+Tensor GptStage::backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key,
+                          const std::function<void(int64_t)>& block_done) {
   SlotActs& s = slots_[slot];
   Scratch& x = scratch_;
   Tensor dres = x.dres;
@@ -262,6 +263,7 @@ Tensor GptStage::backward(Device& dev, int slot, Tensor tokens, Tensor dout, con
     if (shape_.recompute == Recompute::full)
       block_forward(dev, l, a, s.residual[l], x.d3_s, key, true);  // output unused
     block_backward(dev, l, a, s.residual[l], dres, key);
+    if (block_done) block_done(spec_.first_layer + l);
   }
   if (spec_.has_embedding) {
     dropout(dev, dres, dres, key, -1, kEmbedding, static_cast<float>(cfg_.dropout), true);

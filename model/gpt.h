@@ -2,6 +2,7 @@
 // Forward and backward are written out explicitly; backward mirrors forward block by block.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -65,8 +66,11 @@ class GptStage {
   void forward(Device& dev, int slot, Tensor tokens, Tensor input, Tensor targets, Tensor losses,
                const DropoutKey& key, bool training, float dloss);
   // Backward of the micro-batch in `slot`. Non-last stages take dout (B,T,C); non-first stages
-  // return the gradient of their input (valid until the next backward).
-  Tensor backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key);
+  // return the gradient of their input (valid until the next backward). When given,
+  // `block_done(layer)` runs as soon as the gradients of block `layer` (global index) are
+  // complete for this micro-batch, so their reduction can start while backward goes on.
+  Tensor backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key,
+                  const std::function<void(int64_t)>& block_done = {});
 
   Tensor input(int slot) const;   // stream entering this stage (receive buffer)
   Tensor output(int slot) const;  // stream leaving this stage

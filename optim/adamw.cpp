@@ -1,13 +1,16 @@
 #include "optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "runtime/error.h"
 #include "runtime/ops.h"
 
 namespace tessera {
 
-AdamW::AdamW(const OptimConfig& cfg, ParamRegistry& registry, DType master_dtype)
-    : cfg_(cfg), registry_(registry), master_dtype_(master_dtype) {}
+AdamW::AdamW(const OptimConfig& cfg, ParamRegistry& registry, DType master_dtype, int64_t begin,
+             int64_t end)
+    : cfg_(cfg), registry_(registry), master_dtype_(master_dtype), begin_(begin), end_(end) {}
 
 bool AdamW::decays(const Param& p) const {
   switch (p.kind) {
@@ -20,51 +23,63 @@ bool AdamW::decays(const Param& p) const {
 }
 
 void AdamW::layout(Arena& arena) {
-  state_.clear();
-  for (const Param& p : registry_.all()) {
-    State s;
-    if (p.value.dtype != master_dtype_) s.master = arena.take(p.local_shape, master_dtype_);
-    s.m = arena.take(p.local_shape, master_dtype_);
-    s.v = arena.take(p.local_shape, master_dtype_);
-    state_.push_back(s);
+  const int64_t total = registry_.flat_values().numel();
+  if (end_ < 0) end_ = total;
+  TS_ASSERT(0 <= begin_ && begin_ <= end_ && end_ <= total, "AdamW range outside the registry");
+  pieces_.clear();
+  for (Param& p : registry_.all()) {
+    const int64_t o = registry_.flat_offset(p);
+    const int64_t lo = std::max(o, begin_), hi = std::min(o + p.value.numel(), end_);
+    if (lo < hi) pieces_.push_back({&p, lo, hi});
   }
+  const int64_t n = end_ - begin_;
+  const bool separate = registry_.flat_values().dtype != master_dtype_;
+  master_ = separate ? arena.take({n}, master_dtype_) : Tensor{};
+  m_ = arena.take({n}, master_dtype_);
+  v_ = arena.take({n}, master_dtype_);
 }
 
 void AdamW::init_master(Device& dev) {
-  auto& params = registry_.all();
-  for (size_t i = 0; i < params.size(); ++i)
-    if (!state_[i].master.empty()) ops::convert(dev, state_[i].master, params[i].value);
+  if (master_.empty()) return;
+  ops::convert(dev, master_, flat_slice(registry_.flat_values(), begin_, end_ - begin_));
 }
 
-void AdamW::step(Device& dev, double lr, int64_t step, double grad_scale) {
-  auto& params = registry_.all();
-  for (size_t i = 0; i < params.size(); ++i) {
-    Param& p = params[i];
-    const State& s = state_[i];
+void AdamW::step(Device& dev, double lr, int64_t step, double grad_scale, Tensor grads) {
+  if (grads.empty()) grads = flat_slice(registry_.flat_grads(), begin_, end_ - begin_);
+  const Tensor values = registry_.flat_values();
+  for (const Piece& piece : pieces_) {
+    const int64_t n = piece.hi - piece.lo, at = piece.lo - begin_;
     ops::AdamWParams hp{static_cast<float>(lr),
                         static_cast<float>(cfg_.beta1),
                         static_cast<float>(cfg_.beta2),
                         static_cast<float>(cfg_.eps),
-                        decays(p) ? static_cast<float>(cfg_.weight_decay) : 0.0f,
+                        decays(*piece.param) ? static_cast<float>(cfg_.weight_decay) : 0.0f,
                         step,
                         static_cast<float>(grad_scale)};
-    if (s.master.empty())
-      ops::adamw_step(dev, p.value, p.grad, s.m, s.v, Tensor{}, hp);
+    const Tensor value = flat_slice(values, piece.lo, n), g = flat_slice(grads, at, n);
+    const Tensor m = flat_slice(m_, at, n), v = flat_slice(v_, at, n);
+    if (master_.empty())
+      ops::adamw_step(dev, value, g, m, v, Tensor{}, hp);
     else
-      ops::adamw_step(dev, s.master, p.grad, s.m, s.v, p.value, hp);
+      ops::adamw_step(dev, flat_slice(master_, at, n), g, m, v, value, hp);
   }
 }
 
-double grad_global_norm(Device& dev, const ParamRegistry& registry, Tensor scratch) {
-  ops::sum_squares(dev, scratch, registry.flat_grads(), false);
+double grad_sum_squares(Device& dev, const std::vector<Tensor>& pieces, Tensor scratch) {
+  if (pieces.empty()) return 0.0;
+  for (size_t i = 0; i < pieces.size(); ++i) ops::sum_squares(dev, scratch, pieces[i], i > 0);
   if (scratch.dtype == DType::f64) {
     double v = 0;
     dev.copy_to_host(&v, scratch);
-    return std::sqrt(v);
+    return v;
   }
   float v = 0;
   dev.copy_to_host(&v, scratch);
-  return std::sqrt(static_cast<double>(v));
+  return static_cast<double>(v);
+}
+
+double grad_global_norm(Device& dev, const ParamRegistry& registry, Tensor scratch) {
+  return std::sqrt(grad_sum_squares(dev, {registry.flat_grads()}, scratch));
 }
 
 }  // namespace tessera

@@ -1,6 +1,7 @@
 #include "parallel/mpi_comm.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 #include "runtime/error.h"
@@ -26,6 +27,17 @@ void abort_world() { MPI_Abort(MPI_COMM_WORLD, 1); }
 
 }  // namespace
 
+// All-gather's send buffer: MPI_IN_PLACE when `in` is already this rank's block of `out`
+// (ZeRO gathers the parameters in place).
+const void* MpiComm::gather_send(const Tensor& out, const Tensor& in) const {
+  const char* block = static_cast<const char*>(out.data) + static_cast<size_t>(rank()) * in.bytes();
+  return in.data == block ? MPI_IN_PLACE : in.data;
+}
+
+namespace {
+
+}  // namespace
+
 int launcher_world_size() {
   for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"})
     if (const char* v = std::getenv(var)) return std::max(1, std::atoi(v));
@@ -43,12 +55,25 @@ MpiWorld::MpiWorld(int* argc, char*** argv) {
   MPI_Comm node;
   TS_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   MPI_Comm_size(node, &local_size_);
+  MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
   error_set_rank_label(rank_);
   error_set_abort_hook(abort_world);
 }
 
 MpiWorld::~MpiWorld() { MPI_Finalize(); }
+
+int MpiWorld::first_rank_with(bool flag) const {
+  int first = flag ? rank_ : size_;
+  TS_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return first < size_ ? first : -1;
+}
+
+void MpiWorld::abort(int code) const {
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
 
 MPI_Comm MpiWorld::split(const std::vector<int>& group) const {
   const auto it = std::find(group.begin(), group.end(), rank_);
@@ -93,7 +118,7 @@ void MpiComm::run_blocking(const Job& j) {
       TS_CHECK_MPI(MPI_Reduce_scatter_block(j.in.data, j.out.data, n, type, MPI_SUM, comm_));
       break;
     case Kind::all_gather:
-      TS_CHECK_MPI(MPI_Allgather(j.in.data, n, type, j.out.data, n, type, comm_));
+      TS_CHECK_MPI(MPI_Allgather(gather_send(j.out, j.in), n, type, j.out.data, n, type, comm_));
       break;
     case Kind::broadcast:
       TS_CHECK_MPI(MPI_Bcast(j.out.data, n, type, j.root, comm_));
@@ -153,7 +178,7 @@ CommHandle MpiComm::do_start(Kind kind, Tensor out, Tensor in, int peer_or_root,
       break;
     case Kind::all_gather: {
       const int m = static_cast<int>(in.numel());
-      TS_CHECK_MPI(MPI_Iallgather(in.data, m, type, out.data, m, type, comm_, &req));
+      TS_CHECK_MPI(MPI_Iallgather(gather_send(out, in), m, type, out.data, m, type, comm_, &req));
       break;
     }
     case Kind::broadcast:

@@ -30,14 +30,19 @@ class MpiWorld {
   int rank() const { return rank_; }
   int size() const { return size_; }
   int local_size() const { return local_size_; }  // ranks on this node
+  int local_rank() const { return local_rank_; }  // this rank's index among them
   // True when MPI grants MPI_THREAD_MULTIPLE (a progress thread can overlap reductions).
   bool thread_multiple() const { return thread_multiple_; }
   // The communicator over `group` (world ranks, this rank included, same list on every
   // member). Collective over the world: every rank calls it with its own group.
   MPI_Comm split(const std::vector<int>& group) const;
+  // Collective: the lowest rank that passes true, or -1 when none does.
+  int first_rank_with(bool flag) const;
+  // Ends every rank of the job now (a failure only this rank saw).
+  [[noreturn]] void abort(int code) const;
 
  private:
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, local_rank_ = 0;
   bool thread_multiple_ = false;
 };
 
@@ -67,6 +72,7 @@ class MpiComm final : public Communicator {
     int root;
   };
   void run_blocking(const Job& job);
+  const void* gather_send(const Tensor& out, const Tensor& in) const;
   void progress_loop();
 
   MPI_Comm comm_;

@@ -14,6 +14,18 @@ class UserError : public std::runtime_error {
   explicit UserError(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A UserError that every rank raised together (they agreed on it during setup): only the rank
+// with `report()` prints it, so a multi-rank job fails with one line, and every rank exits
+// cleanly with code 2.
+class AgreedError : public UserError {
+ public:
+  AgreedError(const std::string& what, bool report) : UserError(what), report_(report) {}
+  bool report() const { return report_; }
+
+ private:
+  bool report_;
+};
+
 // Label used in fatal messages ("rank 3"); set once by the launcher. Not parallel state:
 // nothing reads it to decide anything.
 void error_set_rank_label(int rank);
