@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -91,7 +92,17 @@ void run_agreed(const MpiWorld* world, const std::function<void()>& fn) {
     error = e.what();
   }
   const int first = world->first_rank_with(!error.empty());
-  if (first >= 0) throw AgreedError(error, first == world->rank());
+  if (first >= 0) fail_together(world, error, first == world->rank());
+}
+
+void fail_together(const MpiWorld* world, const std::string& message, bool report) {
+  if (report) {
+    std::fprintf(stderr, "tessera: error: %s\n", message.c_str());
+    std::fflush(stderr);
+  }
+  // Nobody exits before the line is out: the launcher kills the job at the first exit.
+  if (world) world->first_rank_with(false);
+  throw AgreedError(message, false);
 }
 
 Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
@@ -472,7 +483,7 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
              static_cast<long long>(step + 1), r.comm_bytes[0] * mb, r.comm_bytes[1] * mb,
              r.comm_bytes[2] * mb, r.comm_bytes[3] * mb);
   std::snprintf(line, sizeof line,
-                "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.17g, "
                 "\"tokens_per_s\": %.6g, \"mfu\": %.6g, \"step_ms\": %.6g, \"data_ms\": %.6g, "
                 "\"compute_ms\": %.6g, \"exposed_comm_ms\": %.6g, \"bubble_ms\": %.6g, "
                 "\"comm_bytes\": {\"tp\": %.17g, \"pp\": %.17g, \"dp\": %.17g, \"embedding\": %.17g}}\n",
@@ -556,9 +567,9 @@ StepResult Trainer::run() {
   for (int64_t step = 0; step < cfg_.train.steps; ++step) {
     last = train_step(step);
     if (!std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
-      throw AgreedError("loss became " + std::to_string(last.loss) + " at step " +
-                            std::to_string(step + 1) + " (lower optim.lr?)",
-                        rank_ == 0);
+      fail_together(world_, "loss became " + std::to_string(last.loss) + " at step " +
+                                std::to_string(step + 1) + " (lower optim.lr?)",
+                    rank_ == 0);
     if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
     else seconds_since_start_ += last.step_ms / 1000.0;
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;

@@ -43,6 +43,9 @@ void validate_layout(const RunConfig& cfg, const Topology& topo);
 // reports it). With no world (one process) it just runs `fn`. Only for code without
 // collectives, so that a rank that fails early cannot leave the others waiting.
 void run_agreed(const MpiWorld* world, const std::function<void()>& fn);
+// Every rank calls it together: the reporting rank prints `message`, then all throw
+// AgreedError (already reported) once the line is out.
+[[noreturn]] void fail_together(const MpiWorld* world, const std::string& message, bool report);
 
 class Trainer {
  public:

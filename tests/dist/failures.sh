@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Multi-rank failures end the job quickly and clearly:
+#  - an impossible layout or a missing data directory fails at start on every rank with exactly
+#    one error line and exit code 2;
+#  - a rank killed mid-run takes the whole job down within seconds (nobody hangs in a
+#    collective).
+set -euo pipefail
+TESSERA=$(realpath "$1")
+SRC=$(realpath "$2")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
+"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
+cat > tiny.toml <<TOML
+[model]
+n_layer = 4
+d_model = 32
+n_head = 4
+seq_len = 16
+[train]
+steps = 20
+micro_batch = 2
+global_batch = 8
+threads = 1
+[data]
+train = "tr"
+[log]
+dir = "run"
+TOML
+fail() { echo "FAIL: $*"; exit 1; }
+
+# expect_error NP PATTERN --set ...: exit code 2, exactly one error line, naming PATTERN.
+expect_error() {
+  local np=$1 pattern=$2
+  shift 2
+  local rc=0
+  timeout 60 mpirun --oversubscribe -np "$np" "$TESSERA" train tiny.toml "$@" >out.txt 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] || { cat out.txt; fail "np $np $*: exit code $rc, expected 2"; }
+  local lines
+  lines=$(grep -c '^tessera: error:' out.txt || true)
+  [ "$lines" -eq 1 ] || { cat out.txt; fail "np $np $*: $lines error lines, expected one"; }
+  grep -q "$pattern" out.txt || { cat out.txt; fail "np $np $*: the error does not mention '$pattern'"; }
+  echo "ok: np $np $* -> $(grep '^tessera: error:' out.txt)"
+}
+expect_error 3 "world size 3 is not divisible by tp\*pp = 2" --set parallel.tp=2
+expect_error 4 "n_head = 6 is not divisible by parallel.tp = 4" --set parallel.tp=4 --set model.d_model=48 --set model.n_head=6
+expect_error 2 "n_layer = 4 is not divisible by parallel.pp \* parallel.virtual_stages = 8" --set parallel.pp=2 --set parallel.schedule=interleaved --set parallel.virtual_stages=4
+expect_error 4 "global_batch = 6 is not divisible by train.micro_batch \* dp = 2 \* 4" --set train.global_batch=6
+expect_error 2 "no-such-dir does not exist" --set data.train=no-such-dir
+
+# A rank killed mid-run: the job must end within seconds.
+cp tiny.toml "kill-$$.toml"  # a name no other job on the machine uses
+timeout 120 mpirun --oversubscribe -np 4 "$TESSERA" train "kill-$$.toml" --set train.steps=1000000 \
+  --set parallel.tp=2 --set parallel.pp=2 --set log.every=1000 >kill.txt 2>&1 &
+launcher=$!
+for _ in $(seq 100); do
+  grep -q '^step' kill.txt 2>/dev/null && break
+  sleep 0.2
+done
+grep -q '^step' kill.txt || { cat kill.txt; fail "the 4-rank run never started stepping"; }
+victim=$(pgrep -f "tessera train kill-$$.toml" | grep -v "^$launcher\$" | tail -1)
+[ -n "$victim" ] || fail "no rank process found"
+start=$(date +%s%N)
+kill -9 "$victim"
+rc=0
+wait "$launcher" || rc=$?
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "after killing a rank the launcher exited with $rc (124: it hung)"
+[ "$elapsed_ms" -le 30000 ] || fail "the job took ${elapsed_ms} ms to end after a rank was killed"
+echo "ok: a killed rank ended the 4-rank job in ${elapsed_ms} ms (exit $rc)"
+leftover=$(pgrep -f "tessera train kill-$$.toml" || true)
+[ -z "$leftover" ] || fail "rank processes still alive after the job ended: $leftover"
