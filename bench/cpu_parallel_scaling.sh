@@ -17,17 +17,20 @@ scripts/build-fortune-corpus "$WORK/corpus" >/dev/null
 "$TESSERA" prepare --tokenizer byte --input "$WORK"/corpus/train/*.txt --out "$WORK/tr" >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf "%-22s %5s %10s %9s %9s %9s %9s\n" layout ranks "tok/s" "step ms" compute "exp.comm" bubble
-for l in "1 1 1" "1 1 2" "2 1 1" "1 2 1" "1 1 4" "2 1 2" "1 2 2" "2 2 1" "4 1 1"; do
-  read -r tp pp dp <<<"$l"
+# "tp pp dp bucket_mb": dp 2 twice, with 0.25 MiB buckets (reductions start during backward)
+# and with one bucket of the whole 3.4 MB of gradients (all of it after backward).
+for l in "1 1 1 25" "1 1 2 0.25" "1 1 2 1000" "2 1 1 25" "1 2 1 25" "1 1 4 0.25" "2 1 2 0.25" \
+         "1 2 2 0.25" "2 2 1 25" "4 1 1 25"; do
+  read -r tp pp dp bucket <<<"$l"
   np=$((tp * pp * dp))
-  dir="$WORK/run_$tp$pp$dp"
+  dir="$WORK/run_$tp$pp${dp}_$bucket"
   launch=()
   [ "$np" -gt 1 ] && launch=(mpirun --oversubscribe -np "$np")
   "${launch[@]}" "$TESSERA" train examples/tiny.toml --set data.train="$WORK/tr" --set data.valid= \
     --set log.dir="$dir" --set log.every=1 --set train.steps="$STEPS" --set train.micro_batch=4 \
     --set train.global_batch=16 --set train.eval_every=0 --set parallel.tp="$tp" \
-    --set parallel.pp="$pp" --set parallel.dp="$dp" >"$dir.log" 2>&1 || { tail -3 "$dir.log"; exit 1; }
-  "$PY" - "$dir/metrics.jsonl" "tp$tp pp$pp dp$dp" "$np" <<'PY'
+    --set parallel.pp="$pp" --set parallel.dp="$dp" --set parallel.bucket_mb="$bucket" >"$dir.log" 2>&1 || { tail -3 "$dir.log"; exit 1; }
+  "$PY" - "$dir/metrics.jsonl" "tp$tp pp$pp dp$dp b$bucket" "$np" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
 recs = recs[len(recs) // 3:]  # skip warm-up steps
