@@ -9,11 +9,12 @@ Topology::Topology(int world, int tp, int pp, int dp) : world_(world), tp_(tp), 
     throw UserError("parallel: tp and pp must be >= 1 and dp >= 0 (0 = world / (tp*pp))");
   if (world % (tp * pp) != 0)
     throw UserError("parallel: world size " + std::to_string(world) + " is not divisible by tp*pp = " +
-                    std::to_string(tp * pp));
+                    std::to_string(tp * pp) + " (start the ranks with mpirun -np N or srun -n N)");
   if (dp == 0) dp_ = world / (tp * pp);
   if (dp_ * tp * pp != world)
     throw UserError("parallel: dp*pp*tp = " + std::to_string(dp_ * tp * pp) +
-                    " but the world size is " + std::to_string(world));
+                    " but the world size is " + std::to_string(world) +
+                    " (start the ranks with mpirun -np N or srun -n N, or set parallel.dp = 0)");
 }
 
 Coords Topology::coords(int rank) const {
