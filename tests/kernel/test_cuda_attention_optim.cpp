@@ -1,6 +1,8 @@
 // CUDA attention, loss, optimizer and utility ops against their CPU twins (method and
 // tolerances in test_cuda_ops.cpp).
 
+#include <algorithm>
+
 #include "cuda_ops_fixture.h"
 
 namespace tessera {
@@ -245,6 +247,100 @@ TEST_F(CudaOps, FillZero) {
   ops::fill_zero(gpu(), g32);
   expect_close("fill_zero bf16", gpu_get(g16), cpu_get(c_x), 0.0f, 0.0f);
   expect_close("fill_zero f32", gpu_get(g32), std::vector<float>(n, 0.0f), 0.0f, 0.0f);
+}
+
+// Vocabulary-parallel cross-entropy: two vocabulary slices on one GPU, their row maxima and
+// sums combined on the host as the tensor-parallel all-reduces would, must give the loss and
+// dlogits of the whole-vocabulary CPU op.
+TEST_F(CudaOps, VocabParallelCrossEntropyMatchesWholeVocabulary) {
+  if (tessera::cuda_device_count() == 0)
+    GTEST_SKIP() << "no CUDA GPU visible: CUDA op test not run";
+  const int64_t N = 16, Vp = 72, V = 65, Vl = Vp / 2;
+  const float dloss = 0.5f;
+  const auto logits = random_values(N * Vp, 92, -3.0f, 3.0f);
+  std::mt19937 rng(93);
+  std::vector<int32_t> targets(N);
+  for (auto& t : targets) t = static_cast<int32_t>(rng() % V);
+  targets[3] = -1;
+  targets[7] = V - 1;  // in the second slice, next to its padding
+  targets[8] = 0;
+  Tensor c_logits = cpu_f32({N, Vp}, logits), c_targets = put_i32(cpu(), {N}, targets);
+  Tensor c_losses = alloc(cpu(), {N}, DType::f32);
+  ops::cross_entropy_forward_backward(cpu(), c_losses, c_logits, c_targets, V, dloss);
+  const auto c_d = cpu_get(c_logits);
+
+  Tensor g_targets = put_i32(gpu(), {N}, targets);
+  std::vector<Tensor> slice(2);
+  std::vector<float> rowmax(N, -1e30f), stats(2 * N, 0.0f);
+  for (int r = 0; r < 2; ++r) {
+    std::vector<float> part(N * Vl);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < Vl; ++j) part[i * Vl + j] = logits[i * Vp + r * Vl + j];
+    slice[r] = gpu_bf16({N, Vl}, part);
+    Tensor m = alloc(gpu(), {N}, DType::f32);
+    ops::xent_vocab_max(gpu(), m, slice[r], std::clamp<int64_t>(V - r * Vl, 0, Vl));
+    const auto mv = gpu_get(m);
+    for (int64_t i = 0; i < N; ++i) rowmax[i] = std::max(rowmax[i], mv[i]);  // all-reduce max
+  }
+  Tensor g_max = gpu_f32({N}, rowmax);
+  for (int r = 0; r < 2; ++r) {
+    Tensor s = alloc(gpu(), {N, 2}, DType::f32);
+    ops::xent_vocab_sums(gpu(), s, slice[r], g_max, g_targets, r * Vl, std::clamp<int64_t>(V - r * Vl, 0, Vl));
+    const auto sv = gpu_get(s);
+    for (int64_t i = 0; i < 2 * N; ++i) stats[i] += sv[i];  // all-reduce sum
+  }
+  Tensor g_stats = gpu_f32({N, 2}, stats);
+  for (int r = 0; r < 2; ++r) {
+    Tensor losses = alloc(gpu(), {N}, DType::f32);
+    ops::xent_vocab_finish(gpu(), losses, slice[r], g_max, g_stats, g_targets, r * Vl,
+                           std::clamp<int64_t>(V - r * Vl, 0, Vl), dloss);
+    expect_close("vocab-parallel losses (slice " + std::to_string(r) + ")", gpu_get(losses),
+                 cpu_get(c_losses), 1e-2f, 1e-2f);
+    const auto d = gpu_get(slice[r]);
+    std::vector<float> want(N * Vl);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < Vl; ++j) want[i * Vl + j] = c_d[i * Vp + r * Vl + j];
+    expect_close("vocab-parallel dlogits (slice " + std::to_string(r) + ")", d, want, 3e-3f, 1e-2f);
+  }
+}
+
+// The tensor-parallel embedding: each vocabulary slice fills the tokens it owns (the position
+// embedding added by one slice) and the sum of the slices is the whole lookup.
+TEST_F(CudaOps, EncoderVocabularySlicesSumToTheWholeLookup) {
+  if (tessera::cuda_device_count() == 0)
+    GTEST_SKIP() << "no CUDA GPU visible: CUDA op test not run";
+  const int64_t B = 2, T = 5, C = 8, Vp = 16, Vl = Vp / 2;
+  const auto wte = random_values(Vp * C, 94), wpe = random_values(T * C, 95);
+  std::vector<int32_t> tok(B * T);
+  for (int64_t i = 0; i < B * T; ++i) tok[i] = static_cast<int32_t>((i * 7 + 3) % 13);
+  Tensor c_out = alloc(cpu(), {B, T, C}, DType::f32);
+  ops::encoder_forward(cpu(), c_out, put_i32(cpu(), {B, T}, tok), cpu_f32({Vp, C}, wte), cpu_f32({T, C}, wpe));
+  std::vector<float> sum(B * T * C, 0.0f);
+  for (int r = 0; r < 2; ++r) {
+    std::vector<float> part(wte.begin() + r * Vl * C, wte.begin() + (r + 1) * Vl * C);
+    Tensor out = alloc(gpu(), {B, T, C}, DType::bf16);
+    ops::encoder_forward(gpu(), out, put_i32(gpu(), {B, T}, tok), gpu_bf16({Vl, C}, part),
+                         r == 0 ? gpu_bf16({T, C}, wpe) : Tensor{}, r * Vl);
+    const auto v = gpu_get(out);
+    for (size_t i = 0; i < v.size(); ++i) sum[i] += v[i];
+  }
+  expect_close("encoder slices summed", sum, cpu_get(c_out), 2e-2f, 2e-2f);
+}
+
+// Dropout of a sequence-parallel shard: the offset continues the whole tensor's mask.
+TEST_F(CudaOps, DropoutOffsetContinuesTheWholeMask) {
+  if (tessera::cuda_device_count() == 0)
+    GTEST_SKIP() << "no CUDA GPU visible: CUDA op test not run";
+  const int64_t n = 1000, half = n / 2;
+  const auto in = random_values(n, 96, 0.25f, 2.0f);
+  Tensor whole = alloc(cpu(), {n}, DType::f32);
+  ops::dropout_forward(cpu(), whole, cpu_f32({n}, in), 0.3f, 11, 5);
+  const std::vector<float> second(in.begin() + half, in.end());
+  Tensor g = alloc(gpu(), {half}, DType::bf16);
+  ops::dropout_forward(gpu(), g, gpu_bf16({half}, second), 0.3f, 11, 5, static_cast<uint64_t>(half));
+  const auto w = cpu_get(whole);
+  expect_close("dropout shard with offset", gpu_get(g), std::vector<float>(w.begin() + half, w.end()),
+               1e-2f, 1e-2f);
 }
 
 }  // namespace
