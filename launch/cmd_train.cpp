@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "launch/commands.h"
+#include "launch/layout.h"
 #include "launch/session.h"
 #include "launch/trainer.h"
 #include "parallel/mpi_comm.h"

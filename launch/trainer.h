@@ -34,19 +34,6 @@ struct StepResult {
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
 };
 
-// Checks a layout against the model and batch before anything is built: every impossible
-// combination is a UserError naming the keys. Pure; the same answer on every rank.
-void validate_layout(const RunConfig& cfg, const Topology& topo);
-
-// Runs `fn` on every rank and agrees on the outcome before anything else happens: when a
-// UserError was raised on any rank, every rank throws AgreedError (the lowest failing rank
-// reports it). With no world (one process) it just runs `fn`. Only for code without
-// collectives, so that a rank that fails early cannot leave the others waiting.
-void run_agreed(const MpiWorld* world, const std::function<void()>& fn);
-// Every rank calls it together: the reporting rank prints `message`, then all throw
-// AgreedError (already reported) once the line is out.
-[[noreturn]] void fail_together(const MpiWorld* world, const std::string& message, bool report);
-
 class Trainer {
  public:
   // `world` is null for one process. Construction is collective over the world.

@@ -17,15 +17,7 @@ PRECISION=${4:-fp32}
 TOL=1e-5
 PER_TENSOR=
 if [ "$PRECISION" = fp64 ]; then TOL=1e-11; PER_TENSOR=--per-tensor; fi
-PY=/usr/bin/python3
-"$PY" -c "import h5py, numpy" 2>/dev/null || PY=python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
-"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
-"$TESSERA" prepare --tokenizer byte --input corpus/valid/en.txt --out va >/dev/null
+source "$SRC/tests/dist/lib.sh"
 cat > tiny.toml <<TOML
 [model]
 n_layer = 8

@@ -7,12 +7,7 @@
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
-"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
+source "$SRC/tests/dist/lib.sh"
 cat > tiny.toml <<TOML
 [model]
 n_layer = 4

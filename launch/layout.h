@@ -1,0 +1,26 @@
+// Start-up checks of a parallel run, before anything is built or any rank waits on another.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "launch/config.h"
+#include "parallel/topology.h"
+
+namespace tessera {
+
+class MpiWorld;
+
+// Checks a layout against the model and batch before anything is built: every impossible
+// combination is a UserError naming the keys. Pure; the same answer on every rank.
+void validate_layout(const RunConfig& cfg, const Topology& topo);
+
+// Runs `fn` on every rank and agrees on the outcome before anything else happens: when a
+// UserError was raised on any rank, every rank throws AgreedError (the lowest failing rank
+// reports it). With no world (one process) it just runs `fn`. Only for code without
+// collectives, so that a rank that fails early cannot leave the others waiting.
+void run_agreed(const MpiWorld* world, const std::function<void()>& fn);
+// Every rank calls it together: the reporting rank prints `message`, then all throw
+// AgreedError (already reported) once the line is out.
+[[noreturn]] void fail_together(const MpiWorld* world, const std::string& message, bool report);
+
+}  // namespace tessera

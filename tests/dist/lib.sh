@@ -1,0 +1,12 @@
+# Sourced by the tests/dist scripts: mpirun may run as root, a scratch directory removed on
+# exit (the current directory from here on), and byte-level shards of the fortune corpus's
+# English part in tr/ (training) and va/ (validation). Needs TESSERA and SRC set.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
+"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
+"$TESSERA" prepare --tokenizer byte --input corpus/valid/en.txt --out va >/dev/null
+PY=/usr/bin/python3
+"$PY" -c "import h5py, numpy" 2>/dev/null || PY=python3
