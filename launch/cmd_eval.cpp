@@ -25,7 +25,9 @@ int cmd_eval(int argc, char** argv) {
   auto cpu = Device::create(DeviceKind::cpu);
   auto model = session_load_model(model_path, *cpu, /*B=*/1, cfg);
   cfg.train.micro_batch = 1;
-  const EvalResult r = session_evaluate(*cpu, *model, cfg, data::ShardSet::open(tokens), batches);
+  const data::ShardSet shards = data::ShardSet::open(tokens);
+  session_check_shards(cfg, shards);
+  const EvalResult r = session_evaluate(*cpu, *model, cfg, shards, batches);
   std::printf("{\"loss\": %.9g, \"tokens\": %lld}\n", r.loss, static_cast<long long>(r.tokens));
   return 0;
 }

@@ -32,6 +32,14 @@ void session_resolve_vocab(RunConfig& cfg) {
                     " is smaller than the tokenizer's vocabulary (" + std::to_string(v) + ")");
 }
 
+void session_check_shards(const RunConfig& cfg, const data::ShardSet& shards) {
+  if (shards.vocab_size() > cfg.model.vocab_size)
+    throw UserError(cfg.source + ": the token shards were written for a vocabulary of " +
+                    std::to_string(shards.vocab_size()) + " but model.vocab_size = " +
+                    std::to_string(cfg.model.vocab_size) +
+                    " (data.tokenizer does not match the shards?)");
+}
+
 std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Device& dev, int64_t B,
                                                   RunConfig& cfg) {
   const WeightsMeta meta = weights_read_meta(path);

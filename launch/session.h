@@ -16,6 +16,9 @@ namespace tessera {
 std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank = 0, int local_ranks = 1);
 // Fills model.vocab_size from the tokenizer when it is 0.
 void session_resolve_vocab(RunConfig& cfg);
+// The shards' token ids fit the model's vocabulary (UserError otherwise). Layers take ids as
+// given: a vocabulary-parallel slice cannot tell a foreign id from an invalid one.
+void session_check_shards(const RunConfig& cfg, const data::ShardSet& shards);
 // A model of micro-batch `B` with weights loaded from a weights file; its config is returned.
 std::unique_ptr<ModelInstance> session_load_model(const std::string& weights_path, Device& dev,
                                                   int64_t B, RunConfig& cfg);

@@ -84,10 +84,7 @@ void Trainer::setup_data() {
   if (!cfg_.data.valid.empty())
     valid_shards_ = std::make_unique<data::ShardSet>(data::ShardSet::open(cfg_.data.valid));
   for (const data::ShardSet* set : {train_shards_.get(), valid_shards_.get()})
-    if (set && set->vocab_size() > cfg_.model.vocab_size)
-      throw UserError(cfg_.source + ": the token shards were written for a vocabulary of " +
-                      std::to_string(set->vocab_size()) + " but model.vocab_size = " +
-                      std::to_string(cfg_.model.vocab_size) + " (data.tokenizer does not match the shards?)");
+    if (set) session_check_shards(cfg_, *set);
   train_loader_ = std::make_unique<data::Loader>(*train_shards_, cfg_.model.seq_len, static_cast<uint64_t>(t.seed));
 }
 
@@ -235,7 +232,7 @@ StepResult Trainer::train_step(int64_t step) {
   communicators_reset_stats(comms_);
 
   load_batch(step);
-  r.data_ms = ms_since(t0);
+  const double data_ms = ms_since(t0);
   ops::fill_zero(dev_, model_->registry().flat_grads());
   std::fill(done_.begin(), done_.end(), 0);
   for (Bucket& b : buckets_) b.pending = 0, b.handle = -1;
@@ -251,25 +248,25 @@ StepResult Trainer::train_step(int64_t step) {
   optimizer_->step(dev_, r.lr, step + 1, scale, shard_grads_);
   gather_parameters();
 
-  // The loss: summed on the last stage (one tensor-parallel rank), then over the world.
+  // The loss: summed on the last stage (one tensor-parallel rank); with the time split, one
+  // sum over the world.
   double loss_sum = 0;
   const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
   if (reports)
     for (double l : tensor_to_host_f64(dev_, losses_)) loss_sum += l;  // also waits for the step
   else
     dev_.synchronize();
-  r.loss = world_sum(loss_sum) / static_cast<double>(t.global_batch * T);
   r.step_ms = ms_since(t0);
-
   const CommStats& pipe = comms_.pp->stats();
-  double split[4] = {r.data_ms, 0, 0, pipe.p2p.wait_ms};
+  double exposed = pipe.total_wait_ms() - pipe.p2p.wait_ms;
   for (const Communicator* c : {comms_.tp.get(), comms_.dp.get(), comms_.embedding.get(), comms_.world.get()})
-    split[2] += c->stats().total_wait_ms();
-  split[2] += pipe.total_wait_ms() - pipe.p2p.wait_ms;
-  split[1] = std::max(0.0, r.step_ms - split[0] - split[2] - split[3]);
+    exposed += c->stats().total_wait_ms();
+  const double compute = std::max(0.0, r.step_ms - data_ms - exposed - pipe.p2p.wait_ms);
+  double sums[5] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms};
+  world_sum(sums, 5);
   const int world = topology_.world();
-  r.split = {world_sum(split[0]) / world, world_sum(split[1]) / world,
-             world_sum(split[2]) / world, world_sum(split[3]) / world};
+  r.loss = sums[0] / static_cast<double>(t.global_batch * T);
+  r.split = {sums[1] / world, sums[2] / world, sums[3] / world, sums[4] / world};
   const Communicator* axes[4] = {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(), comms_.embedding.get()};
   for (int a = 0; a < 4; ++a) r.comm_bytes[a] = axes[a]->stats().total_bytes();
   const double tokens = static_cast<double>(t.global_batch * T);
@@ -304,12 +301,12 @@ double Trainer::evaluate() {
                                              loss_dtype, forward, me_.dp, topology_.dp());
   pipe.finish_all();
   for (auto& row : out_handle_) std::fill(row.begin(), row.end(), -1);
-  const double sum = world_sum(r.sum), tokens = world_sum(static_cast<double>(r.tokens));
-  return sum / tokens;
+  double sums[2] = {r.sum, static_cast<double>(r.tokens)};
+  world_sum(sums, 2);
+  return sums[0] / sums[1];
 }
 
 void Trainer::log_step(int64_t step, const StepResult& r) {
-  seconds_since_start_ += r.step_ms / 1000.0;
   if (rank_ != 0) return;
   const double eta = seconds_since_start_ / static_cast<double>(step + 1) *
                      static_cast<double>(cfg_.train.steps - step - 1);
@@ -373,12 +370,12 @@ StepResult Trainer::run() {
   StepResult last;
   for (int64_t step = 0; step < cfg_.train.steps; ++step) {
     last = train_step(step);
+    seconds_since_start_ += last.step_ms / 1000.0;
     if (!std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
       fail_together(world_, "loss became " + std::to_string(last.loss) + " at step " +
                                 std::to_string(step + 1) + " (lower optim.lr?)",
                     rank_ == 0);
     if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
-    else seconds_since_start_ += last.step_ms / 1000.0;
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;
     if (valid_shards_ && (eval_due || step + 1 == cfg_.train.steps)) {
       const double v = evaluate();

@@ -28,7 +28,7 @@ struct StepSplit {
 
 struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0;
-  double step_ms = 0, data_ms = 0;
+  double step_ms = 0;
   double tokens_per_s = 0, mfu = 0;
   StepSplit split;            // mean over ranks
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
@@ -67,6 +67,7 @@ class Trainer {
   double global_grad_norm();
   void gather_parameters();
   double world_sum(double v);
+  void world_sum(double* v, int64_t n);  // in place, one collective for n scalars
   bool counted_once(const Param& p) const;
   void log_step(int64_t step, const StepResult& r);
   void write_weights(const std::string& path, int64_t step);
@@ -103,7 +104,7 @@ class Trainer {
   std::vector<char> done_;                         // per parameter, this step
   std::ofstream metrics_;
   double flops_per_token_ = 0, peak_flops_ = 0;
-  double seconds_since_start_ = 0;
+  double seconds_since_start_ = 0;  // this rank's step time so far (ETA)
 };
 
 }  // namespace tessera

@@ -78,9 +78,12 @@ bool Trainer::counted_once(const Param& p) const {
   return !p.tied_copy && (p.shard_dim >= 0 || me_.tp == 0);
 }
 
+void Trainer::world_sum(double* v, int64_t n) {
+  comms_.world->all_reduce(Tensor{v, DType::f64, DeviceKind::cpu, Shape{n}});
+}
+
 double Trainer::world_sum(double v) {
-  Tensor t{&v, DType::f64, DeviceKind::cpu, Shape{1}};
-  comms_.world->all_reduce(t);
+  world_sum(&v, 1);
   return v;
 }
 

@@ -7,26 +7,10 @@ set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
 source "$SRC/tests/dist/lib.sh"
-cat > tiny.toml <<TOML
-[model]
-n_layer = 4
-d_model = 32
-n_head = 4
-seq_len = 16
-[train]
-steps = 2
-micro_batch = 2
-global_batch = 8
-threads = 1
-[data]
-train = "tr"
-[log]
-every = 1
-TOML
 run() {  # name np --set ...
   local name=$1 np=$2
   shift 2
-  timeout 120 mpirun --oversubscribe -np "$np" "$TESSERA" train tiny.toml --set log.dir="$name" "$@" >"$name.log" 2>&1 ||
+  timeout 120 mpirun --oversubscribe -np "$np" "$TESSERA" train tiny.toml --set train.steps=2 --set log.dir="$name" "$@" >"$name.log" 2>&1 ||
     { tail -5 "$name.log"; echo "FAIL: $name did not run"; exit 1; }
 }
 run dp2 2 --set parallel.dp=2

@@ -8,22 +8,6 @@ set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
 source "$SRC/tests/dist/lib.sh"
-cat > tiny.toml <<TOML
-[model]
-n_layer = 4
-d_model = 32
-n_head = 4
-seq_len = 16
-[train]
-steps = 20
-micro_batch = 2
-global_batch = 8
-threads = 1
-[data]
-train = "tr"
-[log]
-dir = "run"
-TOML
 fail() { echo "FAIL: $*"; exit 1; }
 
 # expect_error NP PATTERN --set ...: exit code 2, exactly one error line, naming PATTERN.
