@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "checkpoints/hdf5.h"
 #include "model/init.h"
 #include "runtime/error.h"
 #include "runtime/cpu/backend.h"
@@ -18,59 +19,11 @@ namespace {
 constexpr const char* kFormat = "tessera-weights";
 constexpr int kVersion = 1;
 
-// RAII for one hid_t with its matching close function.
-class H5Handle {
- public:
-  H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Handle(const H5Handle&) = delete;
-  H5Handle& operator=(const H5Handle&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-void write_string_attr(hid_t obj, const char* name, const std::string& value) {
-  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  TS_CHECK_HDF5(H5Tset_size(type.get(), value.size() ? value.size() : 1));
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  TS_CHECK_HDF5(attr.get());
-  TS_CHECK_HDF5(H5Awrite(attr.get(), type.get(), value.c_str()));
-}
-
-void write_int_attr(hid_t obj, const char* name, int64_t value) {
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle attr(H5Acreate2(obj, name, H5T_NATIVE_INT64, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                H5Aclose);
-  TS_CHECK_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value));
-}
-
-bool read_string_attr(hid_t obj, const char* name, std::string& out) {
-  if (H5Aexists(obj, name) <= 0) return false;
-  H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  H5Handle type(H5Aget_type(attr.get()), H5Tclose);
-  const size_t n = H5Tget_size(type.get());
-  std::vector<char> buf(n + 1, 0);
-  H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(mem.get(), n);
-  if (H5Aread(attr.get(), mem.get(), buf.data()) < 0) return false;
-  out.assign(buf.data(), strnlen(buf.data(), n));
-  return true;
-}
-
-int64_t read_int_attr(hid_t obj, const char* name) {
-  int64_t v = 0;
-  if (H5Aexists(obj, name) <= 0) return 0;
-  H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  H5Aread(attr.get(), H5T_NATIVE_INT64, &v);
-  return v;
-}
+using h5::read_int_attr;
+using h5::read_string_attr;
+using h5::write_int_attr;
+using h5::write_string_attr;
+using H5Handle = h5::Handle;
 
 // Opens a weights file for reading or throws a one-line UserError.
 hid_t open_weights(const std::string& path) {

@@ -88,8 +88,13 @@ void Loader::batch(int64_t step, int64_t global_batch, int64_t first, int64_t co
   TS_ASSERT(step >= 0 && global_batch > 0, "bad step or global_batch");
   TS_ASSERT(first >= 0 && count >= 0 && first + count <= global_batch,
             "batch slice outside the global batch");
+  samples(step * global_batch + first, count, inputs, targets);
+}
+
+void Loader::samples(int64_t first_sample, int64_t count, int32_t* inputs, int32_t* targets) const {
+  TS_ASSERT(first_sample >= 0 && count >= 0, "bad sample range");
   for (int64_t i = 0; i < count; ++i)
-    sample(step * global_batch + first + i, inputs + i * seq_len_, targets + i * seq_len_);
+    sample(first_sample + i, inputs + i * seq_len_, targets + i * seq_len_);
 }
 
 }  // namespace tessera::data

@@ -42,6 +42,8 @@ class Loader {
   // so a data-parallel rank reads exactly its own slice of the global batch.
   void batch(int64_t step, int64_t global_batch, int64_t first, int64_t count, int32_t* inputs,
              int32_t* targets) const;
+  // Samples first_sample ... first_sample + count - 1, row-major (count, seq_len).
+  void samples(int64_t first_sample, int64_t count, int32_t* inputs, int32_t* targets) const;
 
  private:
   const ShardSet& shards_;

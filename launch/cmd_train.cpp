@@ -6,6 +6,7 @@
 #include "launch/commands.h"
 #include "launch/layout.h"
 #include "launch/session.h"
+#include "launch/signals.h"
 #include "launch/trainer.h"
 #include "parallel/mpi_comm.h"
 #include "runtime/error.h"
@@ -40,6 +41,7 @@ int cmd_train(int argc, char** argv) {
                                   static_cast<int>(cfg.parallel.pp), static_cast<int>(cfg.parallel.dp)));
     dev = session_device(cfg, world ? world->local_rank() : 0, world ? world->local_size() : 1);
   });
+  signals_install();
   if (!world) {
     Trainer(cfg, *dev).run();
     return 0;

@@ -30,6 +30,7 @@ struct TrainConfig {
   int64_t eval_every = 0;           // 0 = only at the end
   int64_t eval_batches = 8;
   int64_t threads = 0;              // CPU threads per rank; 0 = all cores / ranks on the node
+  int64_t stop_at = 0;              // stop after this step as if signalled (saving); 0 = never
 };
 
 struct DataConfig {
@@ -39,11 +40,13 @@ struct DataConfig {
 };
 
 struct CheckpointConfig {
-  std::string dir;
-  int64_t every = 0;
-  int64_t keep = 2;
-  bool async = false;
-  std::string resume = "none";
+  std::string dir;            // "" = <log.dir>/checkpoints
+  int64_t every = 0;          // steps between saves; 0 = only when stopped by a signal
+  int64_t keep = 2;           // newest complete checkpoints kept
+  int64_t keep_every = 0;     // also keep every step that is a multiple of this; 0 = none
+  bool async = false;         // write from a background thread while training continues
+  std::string resume = "none";  // "auto" | "none" | a checkpoint directory
+  std::string root(const std::string& log_dir) const { return dir.empty() ? log_dir + "/checkpoints" : dir; }
 };
 
 struct LogConfig {

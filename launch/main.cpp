@@ -5,14 +5,9 @@
 #include <string>
 
 #include "launch/commands.h"
+#include "launch/version.h"
 #include "runtime/error.h"
 
-#ifndef TESSERA_VERSION
-#define TESSERA_VERSION "0.0.0"
-#endif
-#ifndef TESSERA_GIT_COMMIT
-#define TESSERA_GIT_COMMIT "unknown"
-#endif
 
 namespace {
 
@@ -40,7 +35,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return tessera::cmd_eval(argc - 1, argv + 1);
     if (cmd == "generate") return tessera::cmd_generate(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
-      std::printf("tessera %s (commit %s)\n", TESSERA_VERSION, TESSERA_GIT_COMMIT);
+      std::printf("tessera %s (commit %s)\n", tessera::tessera_version(), tessera::tessera_git_commit());
       return 0;
     }
     std::fprintf(stderr, "tessera: error: unknown command '%s' (try: tessera help)\n", cmd.c_str());

@@ -9,6 +9,7 @@
 
 #include "launch/layout.h"
 #include "launch/session.h"
+#include "launch/signals.h"
 #include "model/init.h"
 #include "parallel/mpi_comm.h"
 #include "runtime/error.h"
@@ -65,12 +66,15 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
       std::ofstream c(cfg_.log.dir + "/config.toml");
       c << config_to_toml(cfg_);
       if (!c) throw UserError(cfg_.log.dir + "/config.toml: cannot write (log.dir not writable?)");
-      metrics_.open(cfg_.log.dir + "/metrics.jsonl", std::ios::trunc);
+      metrics_.open(cfg_.log.dir + "/metrics.jsonl",
+                    cfg_.checkpoint.resume == "none" ? std::ios::trunc : std::ios::app);
     }
   });
   comms_ = communicators_create(topology_, rank_, world_, dev_);
   setup_model();
   setup_buckets();
+  plan_shard();
+  resume();
   flops_per_token_ = cfg_.model.flops_per_token();
   peak_flops_ = dev.peak_flops();
 }
@@ -160,8 +164,8 @@ void Trainer::load_batch(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t per_rank = micro_per_step_ * t.micro_batch;
   const int64_t first = me_.dp * per_rank;  // this rank's slice of the global batch
-  train_loader_->batch(step, t.global_batch, first, per_rank, host_inputs_.data(),
-                       host_targets_.data());
+  train_loader_->samples(sample_base_ + step * t.global_batch + first, per_rank,
+                         host_inputs_.data(), host_targets_.data());
   dev_.copy_from_host(inputs_, host_inputs_.data());
   dev_.copy_from_host(targets_, host_targets_.data());
 }
@@ -191,7 +195,7 @@ void Trainer::run_schedule(int64_t step) {
     const int c = op.chunk, mb = op.microbatch, slot = mb % slots_, mc = c * pp + s;
     GptStage& stage = model_->stage(c);
     const DropoutKey key{static_cast<uint64_t>(t.seed), step,
-                         step * t.global_batch + rank_first + mb * t.micro_batch};
+                         sample_base_ + step * t.global_batch + rank_first + mb * t.micro_batch};
     Tensor tokens = inputs_.slice_rows(mb, 1).view({t.micro_batch, T});
     if (op.kind == PipeOpKind::forward) {
       pipe.finish(out_handle_[c][slot]);  // the slot's previous output has left
@@ -262,8 +266,11 @@ StepResult Trainer::train_step(int64_t step) {
   for (const Communicator* c : {comms_.tp.get(), comms_.dp.get(), comms_.embedding.get(), comms_.world.get()})
     exposed += c->stats().total_wait_ms();
   const double compute = std::max(0.0, r.step_ms - data_ms - exposed - pipe.p2p.wait_ms);
-  double sums[5] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms};
-  world_sum(sums, 5);
+  double sums[8] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms,
+                    signals_received() ? 1.0 : 0.0};
+  save_flags(sums + 6);
+  world_sum(sums, 8);
+  std::copy(sums + 5, sums + 8, r.control);
   const int world = topology_.world();
   r.loss = sums[0] / static_cast<double>(t.global_batch * T);
   r.split = {sums[1] / world, sums[2] / world, sums[3] / world, sums[4] / world};
@@ -308,7 +315,7 @@ double Trainer::evaluate() {
 
 void Trainer::log_step(int64_t step, const StepResult& r) {
   if (rank_ != 0) return;
-  const double eta = seconds_since_start_ / static_cast<double>(step + 1) *
+  const double eta = seconds_since_start_ / static_cast<double>(step + 1 - start_step_) *
                      static_cast<double>(cfg_.train.steps - step - 1);
   const double mb = 1.0 / (1024.0 * 1024.0);
   char line[768];
@@ -368,7 +375,8 @@ StepResult Trainer::run() {
              (long long)train_loader_->num_windows());
   }
   StepResult last;
-  for (int64_t step = 0; step < cfg_.train.steps; ++step) {
+  const CheckpointConfig& ck = cfg_.checkpoint;
+  for (int64_t step = start_step_; step < cfg_.train.steps; ++step) {
     last = train_step(step);
     seconds_since_start_ += last.step_ms / 1000.0;
     if (!std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
@@ -376,15 +384,32 @@ StepResult Trainer::run() {
                                 std::to_string(step + 1) + " (lower optim.lr?)",
                     rank_ == 0);
     if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
+    if (save_phase_ != SavePhase::none) advance_save(last.control + 1);
+    const bool last_step = step + 1 == cfg_.train.steps;
+    // A signal reached some rank (all see the sum and stop together), or train.stop_at.
+    const bool stop = (last.control[0] > 0 || step + 1 == cfg_.train.stop_at) && !last_step;
+
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;
-    if (valid_shards_ && (eval_due || step + 1 == cfg_.train.steps)) {
+    if (valid_shards_ && !stop && (eval_due || last_step)) {
       const double v = evaluate();
       if (rank_ == 0) {
         log_info("step %5lld | validation loss %.4f", static_cast<long long>(step + 1), v);
         metrics_ << "{\"step\": " << step + 1 << ", \"val_loss\": " << v << "}\n" << std::flush;
       }
     }
+    const bool due = ck.every > 0 && ((step + 1) % ck.every == 0 || last_step);
+    if (due || stop) save_checkpoint(step + 1, ck.async && !stop && !last_step);
+    if (stop) {
+      stopped_ = true;
+      if (rank_ == 0)
+        log_info("stopped by %s after step %lld; checkpoint: %s/%s (continue with "
+                 "checkpoint.resume = \"auto\")",
+                 last.control[0] > 0 ? "a signal" : "train.stop_at", static_cast<long long>(step + 1), ck.root(cfg_.log.dir).c_str(),
+                 checkpoint_dir_name(step + 1).c_str());
+      return last;
+    }
   }
+  drain_save();
   const std::string path = cfg_.log.dir + "/model.h5";
   write_weights(path, cfg_.train.steps);
   if (rank_ == 0) log_info("weights: %s", path.c_str());

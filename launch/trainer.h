@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+#include "checkpoints/background.h"
+#include "checkpoints/checkpoint.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "launch/config.h"
@@ -32,6 +34,9 @@ struct StepResult {
   double tokens_per_s = 0, mfu = 0;
   StepSplit split;            // mean over ranks
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
+  // Summed over the world with the loss: ranks that received a stop signal, ranks whose
+  // checkpoint work is done, ranks whose checkpoint work failed.
+  double control[3] = {};
 };
 
 class Trainer {
@@ -39,8 +44,12 @@ class Trainer {
   // `world` is null for one process. Construction is collective over the world.
   Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world = nullptr);
   ~Trainer();
-  // Runs every step, validation and the final weights file. Returns the last step's result.
+  // Runs every step (from the resumed checkpoint's, if any), validation, checkpoints and the
+  // final weights file. Returns the last step's result. Stops early, after saving, when a
+  // stop signal arrived (stopped() is then true).
   StepResult run();
+  bool stopped() const { return stopped_; }
+  int64_t start_step() const { return start_step_; }
   StepResult train_step(int64_t step);
   // Mean validation loss per token over train.eval_batches micro-batches (fixed windows).
   double evaluate();
@@ -71,6 +80,17 @@ class Trainer {
   bool counted_once(const Param& p) const;
   void log_step(int64_t step, const StepResult& r);
   void write_weights(const std::string& path, int64_t step);
+
+  // Checkpoints (launch/trainer_checkpoint.cpp).
+  void plan_shard();
+  void resume();
+  std::string checkpoint_problem(const std::string& dir);
+  void load_checkpoint(const std::string& dir);
+  void save_checkpoint(int64_t step, bool async);
+  void save_flags(double* done_failed) const;
+  void advance_save(const double* done_failed);  // summed over the world
+  void drain_save();
+  CheckpointMeta checkpoint_meta(int64_t step) const;
 
   RunConfig cfg_;
   Device& dev_;
@@ -105,6 +125,20 @@ class Trainer {
   std::ofstream metrics_;
   double flops_per_token_ = 0, peak_flops_ = 0;
   double seconds_since_start_ = 0;  // this rank's step time so far (ETA)
+  // Resumed state: the first step to run and the data position (global sample of step s is
+  // sample_base_ + s * global_batch).
+  int64_t start_step_ = 0, sample_base_ = 0;
+  bool stopped_ = false;
+  // Checkpoint saving: this rank's owned pieces and host buffers, the background writer and
+  // where the current save stands.
+  enum class SavePhase { none, writing, committing };
+  ShardData shard_;
+  bool owns_state_ = false;
+  std::unique_ptr<BackgroundJobs> jobs_;
+  SavePhase save_phase_ = SavePhase::none;
+  int64_t save_step_ = 0;
+  double save_started_ = 0;  // seconds (steady clock) when the save began
+  ShardFile shard_file_;
 };
 
 }  // namespace tessera

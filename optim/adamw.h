@@ -34,6 +34,10 @@ class AdamW {
   int64_t end() const { return end_; }
   // Master weights over [begin, end); empty when the working weights are the master.
   Tensor master() const { return master_; }
+  // AdamW's first and second moments over [begin, end) (checkpoints read and write them).
+  Tensor exp_avg() const { return m_; }
+  Tensor exp_avg_sq() const { return v_; }
+  DType master_dtype() const { return master_dtype_; }
 
   // A parameter's elements inside the range: flat [lo, hi).
   struct Piece {
