@@ -32,10 +32,10 @@ void write_int_attr(hid_t obj, const char* name, int64_t value) {
 
 void write_ints_attr(hid_t obj, const char* name, const std::vector<int64_t>& values) {
   const hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
   Handle attr(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   TS_CHECK_HDF5(attr.get());
-  TS_CHECK_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()));
+  if (n) TS_CHECK_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()));
 }
 
 bool read_string_attr(hid_t obj, const char* name, std::string& out) {
