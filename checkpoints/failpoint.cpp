@@ -17,11 +17,18 @@ void failpoint(const char* name, int64_t rank) {
     error = s.substr(c + 1) == "error";
     s = s.substr(0, c);
   }
+  int64_t nth = 1;
+  if (const size_t h = s.find('#'); h != std::string::npos) {
+    nth = std::stoll(s.substr(h + 1));
+    s = s.substr(0, h);
+  }
   if (const size_t a = s.find('@'); a != std::string::npos) {
     if (std::stoll(s.substr(a + 1)) != rank) return;
     s = s.substr(0, a);
   }
   if (s != name) return;
+  static int64_t reached = 0;
+  if (++reached != nth) return;
   if (error) throw UserError(std::string("failpoint ") + name + ": injected I/O error");
   std::raise(SIGKILL);
 }

@@ -1,8 +1,10 @@
 // Named points in the checkpoint protocol where a test can make a process fail on purpose,
 // to show that no failure anywhere leaves a checkpoint that would be picked but cannot load.
-//   TESSERA_FAILPOINT=<name>[@<rank>][:error]
-// kills the process with SIGKILL when it reaches <name> (on every rank, or only on <rank>), or
-// with ":error" makes the step fail like an I/O error. Unset: a no-op.
+//   TESSERA_FAILPOINT=<name>[@<rank>][#<n>][:error]
+// kills the process with SIGKILL the n-th time (default: first) it reaches <name> (on every
+// rank, or only on <rank>), or with ":error" makes that step fail like an I/O error. Unset:
+// a no-op. Points: shard-begin, shard-written, shard-synced (every owning rank), index-begin,
+// index-written, renamed, latest-written (rank 0).
 #pragma once
 #include <cstdint>
 

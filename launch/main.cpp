@@ -16,8 +16,13 @@ void print_usage() {
       "usage: tessera <command> [args]\n"
       "  train CONFIG.toml [--set section.key=value ...]   pretrain a model\n"
       "  prepare --tokenizer SPEC --input PATH... --out DIR  tokenize a corpus into shards\n"
-      "  eval --model WEIGHTS.h5 --tokens DIR              loss per token on prepared shards\n"
+      "  eval --model WEIGHTS.h5|CKPT --tokens DIR         loss per token on prepared shards\n"
+      "  eval --model WEIGHTS.h5|CKPT --ids FILE.json [--logits OUT.npy]\n"
+      "                                                    loss (and logits) on given token ids\n"
       "  generate --model WEIGHTS.h5 --prompt TEXT         sample a continuation\n"
+      "  inspect CHECKPOINT_DIR                            describe a checkpoint, verify its shards\n"
+      "  export CHECKPOINT_DIR --format hf --out DIR       write a Hugging Face GPT-2 directory\n"
+      "  import HF_DIR --out CHECKPOINT_DIR [--config C]   a Hugging Face GPT-2 as a checkpoint\n"
       "  version                                           print version and build");
 }
 
@@ -34,6 +39,9 @@ int main(int argc, char** argv) {
     if (cmd == "prepare") return tessera::cmd_prepare(argc - 1, argv + 1);
     if (cmd == "eval") return tessera::cmd_eval(argc - 1, argv + 1);
     if (cmd == "generate") return tessera::cmd_generate(argc - 1, argv + 1);
+    if (cmd == "inspect") return tessera::cmd_inspect(argc - 1, argv + 1);
+    if (cmd == "export") return tessera::cmd_export(argc - 1, argv + 1);
+    if (cmd == "import") return tessera::cmd_import(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
       std::printf("tessera %s (commit %s)\n", tessera::tessera_version(), tessera::tessera_git_commit());
       return 0;

@@ -3,13 +3,15 @@
 #include <omp.h>
 
 #include <algorithm>
-
+#include <filesystem>
 #include <vector>
 
+#include "checkpoints/checkpoint.h"
 #include "checkpoints/weights_file.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "model/init.h"
 #include "runtime/error.h"
 #include "runtime/ops.h"
 
@@ -40,21 +42,57 @@ void session_check_shards(const RunConfig& cfg, const data::ShardSet& shards) {
                     " (data.tokenizer does not match the shards?)");
 }
 
-std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Device& dev, int64_t B,
-                                                  RunConfig& cfg) {
-  const WeightsMeta meta = weights_read_meta(path);
-  cfg = config_parse(meta.config_toml, path + " (stored config)");
+namespace {
+
+// The whole model, micro-batch `B`, computing in the stored dtype (bf16 on a GPU).
+std::unique_ptr<ModelInstance> whole_model(const RunConfig& cfg, const std::string& dtype,
+                                           Device& dev, int64_t B) {
   RunShape shape;
   shape.micro_batch = B;
   shape.seq_len = cfg.model.seq_len;
   shape.device = dev.kind();
   shape.compute = dev.kind() == DeviceKind::cuda ? DType::bf16
-                  : meta.dtype == "f64"          ? DType::f64
+                  : dtype == "f64"               ? DType::f64
                                                  : DType::f32;
   const DType grad = shape.compute == DType::bf16 ? DType::f32 : shape.compute;
-  auto model = std::make_unique<ModelInstance>(cfg.model, stage_spec_whole(cfg.model), shape, dev, grad);
+  return std::make_unique<ModelInstance>(cfg.model, stage_spec_whole(cfg.model), shape, dev, grad);
+}
+
+}  // namespace
+
+std::unique_ptr<ModelInstance> session_load_model(const std::string& path, Device& dev, int64_t B,
+                                                  RunConfig& cfg) {
+  const WeightsMeta meta = weights_read_meta(path);
+  cfg = config_parse(meta.config_toml, path + " (stored config)");
+  auto model = whole_model(cfg, meta.dtype, dev, B);
   weights_load(path, dev, model->registry());
   return model;
+}
+
+bool session_is_checkpoint(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) && std::filesystem::exists(path + "/index.h5", ec);
+}
+
+std::unique_ptr<ModelInstance> session_load_checkpoint_model(const std::string& dir, Device& dev,
+                                                             int64_t B, RunConfig& cfg) {
+  const CheckpointReader r(dir);
+  for (size_t i = 0; i < r.shards().size(); ++i)
+    if (std::string problem = r.verify_shard(i); !problem.empty()) throw UserError(problem);
+  cfg = config_parse(r.meta().config_toml, r.dir() + "/index.h5 (stored config)");
+  auto model = whole_model(cfg, r.meta().dtype, dev, B);
+  for (Param& p : model->registry().all()) {
+    std::vector<double> host(p.value.numel());
+    r.read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
+    param_upload(dev, p, host.data());
+  }
+  return model;
+}
+
+std::vector<Param> session_param_list(const ModelConfig& m) {
+  ParamRegistry reg;
+  const GptStage stage(m, stage_spec_whole(m), TensorSlice{}, reg);
+  return reg.all();
 }
 
 EvalResult session_evaluate_part(Device& dev, const RunConfig& cfg, const data::ShardSet& shards,

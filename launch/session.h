@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/shard.h"
 #include "launch/config.h"
@@ -22,6 +23,15 @@ void session_check_shards(const RunConfig& cfg, const data::ShardSet& shards);
 // A model of micro-batch `B` with weights loaded from a weights file; its config is returned.
 std::unique_ptr<ModelInstance> session_load_model(const std::string& weights_path, Device& dev,
                                                   int64_t B, RunConfig& cfg);
+// Whether `path` is a checkpoint directory (holds index.h5) rather than a weights file.
+bool session_is_checkpoint(const std::string& path);
+// The same from a checkpoint directory: the whole model on this process, from the global
+// tensors model/<name>. Every shard is checked against its recorded size and checksum first.
+std::unique_ptr<ModelInstance> session_load_checkpoint_model(const std::string& dir, Device& dev,
+                                                             int64_t B, RunConfig& cfg);
+// The parameters of the whole model `m` (names, global shapes) in registration order, without
+// any storage: what a checkpoint or weights file of that model holds.
+std::vector<Param> session_param_list(const ModelConfig& m);
 // Loss over `batches` fixed windows of `shards` (train.micro_batch sequences each; the same
 // windows for every evaluation).
 struct EvalResult {

@@ -7,7 +7,8 @@ Per tensor is the right test in float64. In float32 it is not: the key bias of a
 an exactly zero gradient (softmax ignores a constant shift), so its fp32 gradient is rounding
 noise that Adam normalises into lr-sized steps, different in every summation order.
 
-Usage: compare.py REF_DIR RUN_DIR TOL [--per-tensor] [--expect-steps N]"""
+Usage: compare.py REF_DIR RUN_DIR TOL [--per-tensor] [--expect-steps N] [--from-step N]
+(--from-step: compare the losses of steps >= N only, e.g. after a resume; --tol-exact: 0)"""
 import json
 import sys
 
@@ -30,7 +31,9 @@ def main():
     args = sys.argv[4:]
     per_tensor = "--per-tensor" in args
     steps = int(args[args.index("--expect-steps") + 1]) if "--expect-steps" in args else None
-    a, b = losses(ref), losses(run)
+    first = int(args[args.index("--from-step") + 1]) if "--from-step" in args else 1
+    a = {s: v for s, v in losses(ref).items() if s >= first}
+    b = {s: v for s, v in losses(run).items() if s >= first}
     problems = []
     if steps is not None and len(b) != steps:
         problems.append(f"{run}: {len(b)} logged steps, expected {steps}")

@@ -1,0 +1,113 @@
+// `tessera export CHECKPOINT_DIR --format hf --out DIR`: a checkpoint's model as a Hugging Face
+// GPT2LMHeadModel directory (model.safetensors in f32 + config.json), loadable with
+// transformers' from_pretrained(DIR).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "checkpoints/checkpoint.h"
+#include "data/tokenizer.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/hf_gpt2.h"
+#include "launch/safetensors.h"
+#include "launch/session.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace fs = std::filesystem;
+
+int cmd_export(int argc, char** argv) {
+  const char* usage = "usage: tessera export CHECKPOINT_DIR --format hf --out DIR";
+  std::string ckpt, format, out;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      if (!ckpt.empty()) throw UserError("export: more than one checkpoint given (" + std::string(usage) + ")");
+      ckpt = a;
+      continue;
+    }
+    if (i + 1 >= argc) throw UserError("export: " + a + " needs a value (" + usage + ")");
+    if (a == "--format") format = argv[++i];
+    else if (a == "--out") out = argv[++i];
+    else throw UserError("export: unknown option " + a + " (" + usage + ")");
+  }
+  if (ckpt.empty() || out.empty() || format.empty()) throw UserError(usage);
+  if (format != "hf") throw UserError("export: --format " + format + " is not supported (allowed: hf)");
+
+  const CheckpointReader r(ckpt);
+  for (size_t i = 0; i < r.shards().size(); ++i)
+    if (std::string problem = r.verify_shard(i); !problem.empty()) throw UserError(problem);
+  const RunConfig cfg = config_parse(r.meta().config_toml, r.dir() + "/index.h5 (stored config)");
+  const ModelConfig& m = cfg.model;
+  if (m.family != "gpt2") throw UserError(r.dir() + ": model family " + m.family + " has no hf export");
+
+  // Every tensor in f32 (an f64 checkpoint is rounded), in the HF layout.
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<std::vector<float>> data;
+  int64_t bytes = 0;
+  for (Param p : session_param_list(m)) {
+    p.local_shape = p.global_shape;
+    std::vector<float> ours(static_cast<size_t>(p.global_shape.numel()));
+    r.read("model", p, 0, p.global_shape.numel(), ours.data(), DType::f32, 0);
+    const HfTensorName hf = hf_gpt2_name(p.name);
+    names.push_back(hf.name);
+    shapes.push_back(hf_gpt2_shape(p, hf, m.vocab_size));
+    data.push_back(hf_gpt2_from_tessera(p, hf, m.vocab_size, ours));
+    bytes += static_cast<int64_t>(data.back().size()) * 4;
+  }
+  std::vector<SafetensorsEntry> entries;
+  for (size_t i = 0; i < names.size(); ++i) entries.push_back({names[i], shapes[i], data[i].data()});
+
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out))
+    throw UserError(out + ": cannot create the output directory (" + (ec ? ec.message() : "not a directory") + ")");
+  safetensors_write(out + "/model.safetensors", entries, {{"format", "pt"}});
+
+  int64_t eod = -1;
+  std::string tokenizer_note;
+  try {
+    const auto tok = data::tokenizer_create(cfg.data.tokenizer);
+    eod = tok->eod_id();
+    if (tok->name() == "byte")
+      tokenizer_note =
+          "byte-level: ids 0..255 are the bytes of the UTF-8 text, 256 is end-of-document "
+          "(bos_token_id = eos_token_id = 256). No Hugging Face tokenizer files are written; encode "
+          "with list(text.encode(\"utf-8\")), decode with bytes(ids).decode(\"utf-8\", \"replace\")";
+    else
+      tokenizer_note = tok->name() + " (end-of-document id " + std::to_string(eod) +
+                       "); no Hugging Face tokenizer files are written";
+  } catch (const UserError&) {
+    tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
+  }
+  {
+    const std::string path = out + "/config.json", tmp = path + ".tmp";
+    std::ofstream f(tmp, std::ios::trunc);
+    f << hf_gpt2_config_json(m, eod);
+    f.close();
+    if (!f) throw UserError(tmp + ": cannot write");
+    fs::rename(tmp, path, ec);
+    if (ec) throw UserError(path + ": cannot replace (" + ec.message() + ")");
+  }
+
+  std::printf("exported %s (step %lld, %s) to %s\n", r.dir().c_str(), static_cast<long long>(r.meta().step),
+              r.meta().dtype == "f64" ? "f64 rounded to f32" : "f32", out.c_str());
+  std::printf("  model.safetensors  %zu tensors, %lld bytes of F32 (GPT2LMHeadModel names; vocabulary "
+              "rows %lld of %lld padded)\n",
+              entries.size(), static_cast<long long>(bytes), static_cast<long long>(m.vocab_size),
+              static_cast<long long>(m.padded_vocab()));
+  std::printf("  config.json        gpt2: n_layer %lld, n_embd %lld, n_head %lld, n_inner %lld, n_positions "
+              "%lld, vocab_size %lld, gelu_new, tie_word_embeddings %s\n",
+              static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model),
+              static_cast<long long>(m.n_head), static_cast<long long>(m.ff()),
+              static_cast<long long>(m.seq_len), static_cast<long long>(m.vocab_size),
+              m.tie_embeddings ? "true" : "false");
+  std::printf("  tokenizer          %s\n", tokenizer_note.c_str());
+  return 0;
+}
+
+}  // namespace tessera

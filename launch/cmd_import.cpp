@@ -1,0 +1,185 @@
+// `tessera import DIR --out CHECKPOINT_DIR [--config CONFIG.toml]`: a Hugging Face GPT-2
+// directory (config.json + model.safetensors) as a one-shard tessera checkpoint at step 0
+// without optimizer state, which `tessera train` resumes from (checkpoint.resume = the
+// directory) with zero AdamW moments, and which `tessera eval` and `tessera export` read.
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "checkpoints/checkpoint.h"
+#include "data/tokenizer.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/hf_gpt2.h"
+#include "launch/safetensors.h"
+#include "launch/session.h"
+#include "launch/version.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace fs = std::filesystem;
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t d = 0; d < s.size(); ++d) out += (d ? ", " : "") + std::to_string(s[d]);
+  return out + "]";
+}
+
+// The stored name of `hf` in `st`: as GPT2LMHeadModel saves it, or without "transformer."
+// (GPT2Model and the original OpenAI checkpoints).
+std::string find_tensor(const SafetensorsReader& st, const std::string& hf) {
+  if (st.find(hf)) return hf;
+  const std::string prefix = "transformer.";
+  if (hf.rfind(prefix, 0) == 0 && st.find(hf.substr(prefix.size()))) return hf.substr(prefix.size());
+  return "";
+}
+
+// Tensors a GPT-2 state dict may carry that are not weights (the causal-mask buffers).
+bool is_buffer(const std::string& name) {
+  auto ends = [&](const char* s) {
+    const size_t n = std::strlen(s);
+    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
+  };
+  return ends(".attn.bias") || ends(".attn.masked_bias");
+}
+
+}  // namespace
+
+int cmd_import(int argc, char** argv) {
+  const char* usage = "usage: tessera import HF_DIR --out CHECKPOINT_DIR [--config CONFIG.toml]";
+  std::string src, out, config_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      if (!src.empty()) throw UserError("import: more than one input directory given (" + std::string(usage) + ")");
+      src = a;
+      continue;
+    }
+    if (i + 1 >= argc) throw UserError("import: " + a + " needs a value (" + usage + ")");
+    if (a == "--out") out = argv[++i];
+    else if (a == "--config") config_path = argv[++i];
+    else throw UserError("import: unknown option " + a + " (" + usage + ")");
+  }
+  if (src.empty() || out.empty()) throw UserError(usage);
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  if (!fs::is_directory(src)) throw UserError(src + ": no such directory (expected config.json and model.safetensors)");
+  std::error_code ec;
+  if (fs::exists(out, ec)) throw UserError(out + ": already exists (remove it or choose another --out)");
+
+  // The model from config.json; everything else (tokenizer, training, precision) from --config.
+  RunConfig cfg = config_load(config_path, {});
+  const std::string config_json = src + "/config.json";
+  const ModelConfig before = cfg.model;
+  cfg.model = hf_gpt2_config_read(config_json, cfg.model);
+  {
+    const auto tok = data::tokenizer_create(cfg.data.tokenizer);
+    if (cfg.model.vocab_size < tok->vocab_size())
+      throw UserError(config_json + ": vocab_size = " + std::to_string(cfg.model.vocab_size) +
+                      " is smaller than the vocabulary of tokenizer " + cfg.data.tokenizer + " (" +
+                      std::to_string(tok->vocab_size()) + ")");
+  }
+  const ModelConfig& m = cfg.model;
+  const bool f64 = cfg.train.precision == "fp64";
+
+  const SafetensorsReader st(src + "/model.safetensors");
+  ShardData shard;
+  shard.dtype = f64 ? "f64" : "f32";
+  shard.groups = {"master"};
+  shard.buffers.resize(1);
+  std::vector<char>& buf = shard.buffers[0];
+  std::set<std::string> used;
+  int64_t offset = 0;
+  const std::vector<Param> params = session_param_list(m);
+  for (const Param& p : params) offset += p.global_shape.numel();
+  buf.resize(static_cast<size_t>(offset) * (f64 ? 8 : 4));
+  offset = 0;
+  for (const Param& p : params) {
+    const HfTensorName hf = hf_gpt2_name(p.name);
+    const std::string name = find_tensor(st, hf.name);
+    if (name.empty())
+      throw UserError(st.path() + ": tensor " + hf.name + " is missing (not a GPT2LMHeadModel of this config.json?)");
+    const std::vector<int64_t> want = hf_gpt2_shape(p, hf, m.vocab_size);
+    if (st.find(name)->shape != want)
+      throw UserError(st.path() + ": tensor " + name + " is " + shape_text(st.find(name)->shape) +
+                      ", config.json implies " + shape_text(want));
+    const std::vector<double> ours = hf_gpt2_to_tessera(p, hf, m.vocab_size, st.read(name));
+    const int64_t n = static_cast<int64_t>(ours.size());
+    if (f64) {
+      std::memcpy(buf.data() + offset * 8, ours.data(), static_cast<size_t>(n) * 8);
+    } else {
+      float* dst = reinterpret_cast<float*>(buf.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(ours[i]);
+    }
+    shard.entries.push_back({p.name, p.global_shape, param_slices(p, 0, n, offset)});
+    offset += n;
+    used.insert(name);
+  }
+  std::vector<std::string> ignored;
+  for (const auto& [name, info] : st.tensors())
+    if (!used.count(name) && !is_buffer(name) && !(name == "lm_head.weight" && m.tie_embeddings))
+      ignored.push_back(name);
+
+  // Written as a checkpoint root of its own beside `out` (commit renames step_00000000.partial
+  // and writes `latest` there), then moved into place: nothing else in out's parent is touched.
+  const fs::path target = fs::absolute(out);
+  fs::create_directories(target.parent_path(), ec);
+  const std::string root = (target.parent_path() / ("." + target.filename().string() + ".import")).string();
+  const std::string partial = root + "/" + checkpoint_dir_name(0) + ".partial";
+  const std::string final_dir = root + "/" + checkpoint_dir_name(0);
+  fs::remove_all(root, ec);
+  if (!fs::create_directories(partial, ec) || ec)
+    throw UserError(partial + ": cannot create (" + (ec ? ec.message() : std::string("exists")) +
+                    "; is the directory of --out writable?)");
+  try {
+    const ShardFile file = shard_write(partial + "/shard_00000.h5", 0, shard);
+    CheckpointMeta meta;
+    meta.step = 0;
+    meta.tokens = 0;
+    meta.samples = 0;
+    meta.seed = cfg.train.seed;
+    meta.dtype = shard.dtype;
+    meta.config_toml = config_to_toml(cfg);
+    meta.layout = "imported from " + src + " (Hugging Face GPT-2; one shard, no optimizer state)";
+    meta.layout_ints = {1, 1, 1, 1, 0, 1, 0};
+    meta.tessera_version = tessera_version();
+    meta.git_commit = tessera_git_commit();
+    meta.has_optimizer = false;
+    checkpoint_commit(root, partial, final_dir, meta, {file}, 1, 0);
+    fs::rename(final_dir, target, ec);
+    if (ec) throw UserError(out + ": cannot move the imported checkpoint into place (" + ec.message() + ")");
+  } catch (...) {
+    fs::remove_all(root, ec);
+    throw;
+  }
+  fs::remove_all(root, ec);
+
+  std::printf("imported %s to %s (step 0, %s, no optimizer state: AdamW moments start at zero)\n",
+              src.c_str(), out.c_str(), shard.dtype.c_str());
+  std::printf("  model  gpt2: n_layer %lld, d_model %lld, n_head %lld, d_ff %lld, vocab_size %lld (padded "
+              "%lld with zero rows), seq_len %lld, tie_embeddings %s\n",
+              static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model),
+              static_cast<long long>(m.n_head), static_cast<long long>(m.ff()),
+              static_cast<long long>(m.vocab_size), static_cast<long long>(m.padded_vocab()),
+              static_cast<long long>(m.seq_len), m.tie_embeddings ? "true" : "false");
+  std::printf("  %zu tensors, %lld parameters; config: %s with [model] from config.json\n",
+              params.size(), static_cast<long long>(offset),
+              config_path.empty() ? "tessera defaults" : config_path.c_str());
+  if (!config_path.empty() &&
+      (before.n_layer != m.n_layer || before.d_model != m.d_model || before.n_head != m.n_head ||
+       before.ff() != m.ff() || (before.vocab_size && before.vocab_size != m.vocab_size) || before.seq_len != m.seq_len ||
+       before.tie_embeddings != m.tie_embeddings || before.layernorm_eps != m.layernorm_eps))
+    std::printf("  note: %s's [model] differs from config.json; the checkpoint records config.json's "
+                "(train with a config whose [model] matches it)\n",
+                config_path.c_str());
+  if (!ignored.empty())
+    std::printf("  note: ignored %zu tensors that GPT-2 does not use (first: %s)\n", ignored.size(),
+                ignored.front().c_str());
+  std::printf("  resume with: tessera train CONFIG.toml --set checkpoint.resume=\"%s\"\n", out.c_str());
+  return 0;
+}
+
+}  // namespace tessera
