@@ -89,6 +89,7 @@ void Trainer::save_flags(double* done_failed) const {
 // now, and written by the background writer (waited for here unless `async`).
 void Trainer::save_checkpoint(int64_t step, bool async) {
   drain_save();  // the previous save completes first
+  save_started_ = now_s();
   const std::string root = cfg_.checkpoint.root(cfg_.log.dir);
   const std::string partial = root + "/" + checkpoint_dir_name(step) + ".partial";
   run_agreed(world_, [&] {
@@ -102,7 +103,6 @@ void Trainer::save_checkpoint(int64_t step, bool async) {
   });
   save_phase_ = SavePhase::writing;
   save_step_ = step;
-  save_started_ = now_s();
   if (owns_state_) {
     const Tensor master = optimizer_->master().empty()
                               ? flat_slice(model_->registry().flat_values(), optimizer_->begin(),
@@ -113,6 +113,9 @@ void Trainer::save_checkpoint(int64_t step, bool async) {
     const std::string path = partial + "/" + shard_name(rank_);
     jobs_->submit([this, path] { shard_file_ = shard_write(path, rank_, shard_); });
   }
+  if (async && rank_ == 0)
+    log_info("checkpoint: %s: state copied to host in %.0f ms, writing in the background",
+             checkpoint_dir_name(step).c_str(), 1000 * (now_s() - save_started_));
   if (!async) drain_save();
 }
 
@@ -139,7 +142,7 @@ void Trainer::advance_save(const double* done_failed) {
   if (save_phase_ == SavePhase::committing) {
     save_phase_ = SavePhase::none;
     if (rank_ == 0)
-      log_info("checkpoint: saved %s/%s (%.1f s)", cfg_.checkpoint.root(cfg_.log.dir).c_str(),
+      log_info("checkpoint: saved %s/%s (%.2f s)", cfg_.checkpoint.root(cfg_.log.dir).c_str(),
                name.c_str(), now_s() - save_started_);
     return;
   }
@@ -246,14 +249,22 @@ void Trainer::resume() {
   const bool automatic = mode == "auto";
   const std::vector<std::string> candidates = automatic ? checkpoint_list(root) : std::vector<std::string>{mode};
   for (const std::string& dir : candidates) {
+    const double t0 = now_s();
     const std::string problem = checkpoint_problem(dir);
     if (problem.empty()) {
+      const double t1 = now_s();
       run_agreed(world_, [&] { load_checkpoint(dir); });
+      double t2 = now_s() - t1;
+      comms_.world->all_reduce(Tensor{&t2, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
       if (rank_ == 0) {
         const CheckpointReader r(dir);
-        log_info("checkpoint: resuming from %s (step %lld, %lld tokens; written by %s)", dir.c_str(),
-                 static_cast<long long>(r.meta().step), static_cast<long long>(r.meta().tokens),
-                 r.meta().layout.c_str());
+        int64_t bytes = 0;
+        for (const ShardFile& f : r.shards()) bytes += f.bytes;
+        log_info("checkpoint: resuming from %s (step %lld, %lld tokens; written by %s; %.1f MiB "
+                 "verified in %.2f s, loaded in %.2f s)",
+                 dir.c_str(), static_cast<long long>(r.meta().step),
+                 static_cast<long long>(r.meta().tokens), r.meta().layout.c_str(),
+                 bytes / 1048576.0, t1 - t0, t2);
       }
       return;
     }
