@@ -143,7 +143,7 @@ int cmd_import(int argc, char** argv) {
     meta.seed = cfg.train.seed;
     meta.dtype = shard.dtype;
     meta.config_toml = config_to_toml(cfg);
-    meta.layout = "imported from " + src + " (Hugging Face GPT-2; one shard, no optimizer state)";
+    meta.layout = "tessera import of " + src + " (Hugging Face GPT-2; world 1, one shard, no optimizer state)";
     meta.layout_ints = {1, 1, 1, 1, 0, 1, 0};
     meta.tessera_version = tessera_version();
     meta.git_commit = tessera_git_commit();
@@ -166,7 +166,7 @@ int cmd_import(int argc, char** argv) {
               static_cast<long long>(m.vocab_size), static_cast<long long>(m.padded_vocab()),
               static_cast<long long>(m.seq_len), m.tie_embeddings ? "true" : "false");
   std::printf("  %zu tensors, %lld parameters; config: %s with [model] from config.json\n",
-              params.size(), static_cast<long long>(offset),
+              params.size(), static_cast<long long>(m.num_parameters()),
               config_path.empty() ? "tessera defaults" : config_path.c_str());
   if (!config_path.empty() &&
       (before.n_layer != m.n_layer || before.d_model != m.d_model || before.n_head != m.n_head ||
