@@ -5,6 +5,7 @@
 # fsync; and the step-time cost of an asynchronous save.
 #
 # usage: bench/checkpoint_io.sh [build/tessera] [scratch dir on the disk to measure]
+#        SKIP_ASYNC=1 bench/checkpoint_io.sh ...   (save and load only)
 set -euo pipefail
 TESSERA=$(realpath "${1:-build/tessera}")
 SRC=$(realpath "$(dirname "$0")/..")
@@ -47,6 +48,11 @@ cache=$(drop_caches)
 echo "(page cache $cache before loading)"
 mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"save"' --set train.steps=1 \
   --set checkpoint.resume='"auto"' 2>&1 | grep -E "checkpoint:"
+cache=$(drop_caches)
+echo "(page cache $cache; resuming again without checksum verification)"
+mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"save"' --set train.steps=1 \
+  --set checkpoint.resume='"auto"' --set checkpoint.verify=false 2>&1 | grep -E "checkpoint:"
+[ "${SKIP_ASYNC:-0}" = 1 ] && exit 0
 echo "== tessera: step time, no checkpoints vs an asynchronous save after every step =="
 mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"plain"' 2>&1 | grep -E "^step"
 mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"async"' --set checkpoint.every=1 \

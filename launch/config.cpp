@@ -79,6 +79,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"checkpoint", "keep_every", &c.checkpoint.keep_every, {}, 0, inf},
       {"checkpoint", "async", &c.checkpoint.async},
       {"checkpoint", "resume", &c.checkpoint.resume},
+      {"checkpoint", "verify", &c.checkpoint.verify},
       {"log", "dir", &c.log.dir},
       {"log", "every", &c.log.every, {}, 1, inf},
       {"log", "tensorboard", &c.log.tensorboard},

@@ -46,6 +46,7 @@ struct CheckpointConfig {
   int64_t keep_every = 0;     // also keep every step that is a multiple of this; 0 = none
   bool async = false;         // write from a background thread while training continues
   std::string resume = "none";  // "auto" | "none" | a checkpoint directory
+  bool verify = true;         // checksum every shard before resuming (sizes are always checked)
   std::string root(const std::string& log_dir) const { return dir.empty() ? log_dir + "/checkpoints" : dir; }
 };
 

@@ -198,42 +198,57 @@ std::string Trainer::checkpoint_problem(const std::string& dir) {
   const size_t n = reader->shards().size();
   std::vector<double> bad(n, 0.0);
   const int world = topology_.world();
-  for (size_t i = rank_; i < n; i += world) bad[i] = reader->verify_shard(i).empty() ? 0 : 1;
+  if (cfg_.checkpoint.verify)
+    for (size_t i = rank_; i < n; i += world) bad[i] = reader->verify_shard(i).empty() ? 0 : 1;
   if (n) world_sum(bad.data(), static_cast<int64_t>(n));
   for (size_t i = 0; i < n; ++i)
     if (bad[i] > 0) return dir + "/" + reader->shards()[i].file + ": shard fails its checksum";
   return "";
 }
 
-// Every rank reads its own slices of the global tensors: all of its parameters' local
-// elements, and its optimizer range of the master weights and moments.
+// Every rank reads its own slices of the global tensors: its optimizer range of the master
+// weights and moments, and its parameters' local elements — under ZeRO-1 only those in its
+// range, the rest arriving from the other data-parallel ranks through the usual parameter
+// all-gather (resume() runs it), so the checkpoint is read once, not once per replica.
 void Trainer::load_checkpoint(const std::string& dir) {
   const CheckpointReader r(dir);
   const CheckpointMeta& meta = r.meta();
   ParamRegistry& reg = model_->registry();
-  for (Param& p : reg.all()) {
-    std::vector<double> host(p.value.numel());
-    r.read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
-    param_upload(dev_, p, host.data());
-  }
+  const bool zero = !shard_grads_.empty();
   const int64_t begin = optimizer_->begin(), n = optimizer_->end() - begin;
   const DType md = optimizer_->master_dtype();
   std::vector<char> buf(static_cast<size_t>(n) * dtype_size(md));
-  auto load = [&](const char* group, const Tensor& dst) {
+  auto load = [&](const char* group, const Tensor& dst, bool stored) {
     std::fill(buf.begin(), buf.end(), 0);
-    if (meta.has_optimizer)
+    if (stored)
       for (const AdamW::Piece& piece : optimizer_->pieces()) {
         const int64_t o = reg.flat_offset(*piece.param);
         r.read(group, *piece.param, piece.lo - o, piece.hi - o, buf.data(), md, piece.lo - begin);
       }
     dev_.copy_from_host(dst, buf.data());
   };
-  if (!optimizer_->master().empty()) {
-    if (meta.has_optimizer) load("optim/master", optimizer_->master());
-    else optimizer_->init_master(dev_);
+  const Tensor range = flat_slice(reg.flat_values(), begin, n);
+  if (zero) {
+    // model/<name> holds the master weights; the working copy is their rounding.
+    if (optimizer_->master().empty()) {
+      load("model", range, true);
+    } else {
+      load("model", optimizer_->master(), true);
+      ops::convert(dev_, range, optimizer_->master());
+    }
+  } else {
+    for (Param& p : reg.all()) {
+      std::vector<double> host(p.value.numel());
+      r.read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
+      param_upload(dev_, p, host.data());
+    }
+    if (!optimizer_->master().empty()) {
+      if (meta.has_optimizer) load("optim/master", optimizer_->master(), true);
+      else optimizer_->init_master(dev_);
+    }
   }
-  load("optim/exp_avg", optimizer_->exp_avg());
-  load("optim/exp_avg_sq", optimizer_->exp_avg_sq());
+  load("optim/exp_avg", optimizer_->exp_avg(), meta.has_optimizer);
+  load("optim/exp_avg_sq", optimizer_->exp_avg_sq(), meta.has_optimizer);
   start_step_ = meta.step;
   sample_base_ = meta.samples - meta.step * cfg_.train.global_batch;
   if (rank_ == 0 && meta.seed != cfg_.train.seed)
@@ -254,6 +269,8 @@ void Trainer::resume() {
     if (problem.empty()) {
       const double t1 = now_s();
       run_agreed(world_, [&] { load_checkpoint(dir); });
+      gather_parameters();  // ZeRO-1: every rank loaded its range; the dp group shares them
+      dev_.synchronize();
       double t2 = now_s() - t1;
       comms_.world->all_reduce(Tensor{&t2, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
       if (rank_ == 0) {
