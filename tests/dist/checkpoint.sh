@@ -10,7 +10,8 @@
 #   crash:   a rank SIGKILLed at every point of the save protocol and at random times never
 #            leaves a checkpoint that resume = "auto" would pick but cannot load
 #   errors:  corrupted, truncated and missing shards, an unwritable checkpoint.dir and a failed
-#            save are one-line errors (exit 2); "auto" falls back to the previous checkpoint
+#            save are one-line errors (exit 2); "auto" falls back to the previous checkpoint;
+#            SIGTERM and SIGINT stop a run with a checkpoint and exit 0
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
@@ -181,6 +182,18 @@ with open(p, 'r+b') as f:
   unset TESSERA_FAILPOINT
   run x7 1 --set checkpoint.resume='"auto"' --set train.steps=6 || fail "resume after the failed save"
   grep -q "resuming from .*step_00000005" x7.log || fail "the last complete checkpoint did not load after a failed save"
+  # SIGTERM and SIGINT to one process: finish the step, save, exit 0 naming the checkpoint.
+  for sig in TERM INT; do
+    "$TESSERA" train ck.toml --set log.dir="sig$sig" --set train.steps=1000000 >"sig$sig.log" 2>&1 &
+    pid=$!
+    until grep -q '"step": 3,' "sig$sig/metrics.jsonl" 2>/dev/null; do sleep 0.1; done
+    kill -$sig $pid
+    set +e; wait $pid; rc=$?; set -e
+    [ $rc = 0 ] || fail "SIG$sig: exit $rc, expected 0"
+    line=$(grep -o "stopped by a signal after step [0-9]*; checkpoint: [^ ]*" "sig$sig.log" || true)
+    [ -n "$line" ] && [ -f "${line##* }/index.h5" ] || { fail "SIG$sig: no stop line or no checkpoint"; tail -2 "sig$sig.log"; }
+    echo "SIG$sig: $line"
+  done
   ;;
 *) echo "unknown mode $MODE"; exit 2 ;;
 esac
