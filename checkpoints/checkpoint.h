@@ -14,6 +14,7 @@
 
 #include "checkpoints/slices.h"
 #include "model/params.h"
+#include "runtime/device.h"
 
 namespace tessera {
 
@@ -88,6 +89,8 @@ class CheckpointReader {
   std::string check_shard_file(size_t i) const;
   // "" when shard i's CRC-32 matches the index (reads the whole file).
   std::string verify_shard(size_t i) const;
+  // The first shard problem ("" when none): sizes only, or with `checksums` every CRC-32 too.
+  std::string first_problem(bool checksums) const;
 
   struct TensorInfo {
     std::string name;
@@ -103,6 +106,9 @@ class CheckpointReader {
   // pieces of [lo, hi) are read. A missing tensor or different global shape is a UserError.
   void read(const std::string& group, const Param& p, int64_t lo, int64_t hi, void* buf,
             DType buf_dtype, int64_t buf_offset) const;
+  // Every parameter of `registry` (each rank its local elements) from model/<name>, converted to
+  // the parameter's dtype; staging is one parameter's local elements at a time.
+  void load_parameters(Device& dev, ParamRegistry& registry) const;
 
  private:
   std::string dir_;

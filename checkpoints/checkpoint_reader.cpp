@@ -5,6 +5,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_internal.h"
+#include "model/init.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -82,6 +83,20 @@ std::string CheckpointReader::verify_shard(size_t i) const {
     return path + msg;
   }
   return "";
+}
+
+std::string CheckpointReader::first_problem(bool checksums) const {
+  for (size_t i = 0; i < shards_.size(); ++i)
+    if (std::string e = checksums ? verify_shard(i) : check_shard_file(i); !e.empty()) return e;
+  return "";
+}
+
+void CheckpointReader::load_parameters(Device& dev, ParamRegistry& registry) const {
+  for (Param& p : registry.all()) {
+    std::vector<double> host(p.value.numel());
+    read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
+    param_upload(dev, p, host.data());
+  }
 }
 
 std::vector<CheckpointReader::TensorInfo> CheckpointReader::tensors(const std::string& group) const {

@@ -38,8 +38,7 @@ int cmd_export(int argc, char** argv) {
   if (format != "hf") throw UserError("export: --format " + format + " is not supported (allowed: hf)");
 
   const CheckpointReader r(ckpt);
-  for (size_t i = 0; i < r.shards().size(); ++i)
-    if (std::string problem = r.verify_shard(i); !problem.empty()) throw UserError(problem);
+  if (std::string problem = r.first_problem(true); !problem.empty()) throw UserError(problem);
   const RunConfig cfg = config_parse(r.meta().config_toml, r.dir() + "/index.h5 (stored config)");
   const ModelConfig& m = cfg.model;
   if (m.family != "gpt2") throw UserError(r.dir() + ": model family " + m.family + " has no hf export");

@@ -11,7 +11,6 @@
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
-#include "model/init.h"
 #include "runtime/error.h"
 #include "runtime/ops.h"
 
@@ -77,15 +76,10 @@ bool session_is_checkpoint(const std::string& path) {
 std::unique_ptr<ModelInstance> session_load_checkpoint_model(const std::string& dir, Device& dev,
                                                              int64_t B, RunConfig& cfg) {
   const CheckpointReader r(dir);
-  for (size_t i = 0; i < r.shards().size(); ++i)
-    if (std::string problem = r.verify_shard(i); !problem.empty()) throw UserError(problem);
+  if (std::string problem = r.first_problem(true); !problem.empty()) throw UserError(problem);
   cfg = config_parse(r.meta().config_toml, r.dir() + "/index.h5 (stored config)");
   auto model = whole_model(cfg, r.meta().dtype, dev, B);
-  for (Param& p : model->registry().all()) {
-    std::vector<double> host(p.value.numel());
-    r.read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
-    param_upload(dev, p, host.data());
-  }
+  r.load_parameters(dev, model->registry());
   return model;
 }
 

@@ -9,7 +9,6 @@
 #include "launch/layout.h"
 #include "launch/trainer.h"
 #include "launch/version.h"
-#include "model/init.h"
 #include "parallel/mpi_comm.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -181,14 +180,13 @@ void Trainer::drain_save() {
 }
 
 // "" when `dir` is a complete checkpoint whose shards all exist with their recorded sizes and
-// checksums; otherwise the first problem. Collective: shards are checksummed by rank i % world.
-std::string Trainer::checkpoint_problem(const std::string& dir) {
+// checksums (`reader` then holds it open); otherwise the first problem. Collective: shards are
+// checksummed by rank i % world.
+std::string Trainer::checkpoint_problem(const std::string& dir, std::unique_ptr<CheckpointReader>& reader) {
   std::string problem;
-  std::unique_ptr<CheckpointReader> reader;
   try {
     reader = std::make_unique<CheckpointReader>(dir);
-    for (size_t i = 0; i < reader->shards().size() && problem.empty(); ++i)
-      problem = reader->check_shard_file(i);
+    problem = reader->first_problem(false);
   } catch (const UserError& e) {
     problem = e.what();
   }
@@ -210,8 +208,7 @@ std::string Trainer::checkpoint_problem(const std::string& dir) {
 // weights and moments, and its parameters' local elements — under ZeRO-1 only those in its
 // range, the rest arriving from the other data-parallel ranks through the usual parameter
 // all-gather (resume() runs it), so the checkpoint is read once, not once per replica.
-void Trainer::load_checkpoint(const std::string& dir) {
-  const CheckpointReader r(dir);
+void Trainer::load_checkpoint(const CheckpointReader& r) {
   const CheckpointMeta& meta = r.meta();
   ParamRegistry& reg = model_->registry();
   const bool zero = !shard_grads_.empty();
@@ -227,26 +224,12 @@ void Trainer::load_checkpoint(const std::string& dir) {
       }
     dev_.copy_from_host(dst, buf.data());
   };
+  // model/<name> holds the master weights; the working weights are their rounding.
+  if (!optimizer_->master().empty()) load("model", optimizer_->master(), true);
   const Tensor range = flat_slice(reg.flat_values(), begin, n);
-  if (zero) {
-    // model/<name> holds the master weights; the working copy is their rounding.
-    if (optimizer_->master().empty()) {
-      load("model", range, true);
-    } else {
-      load("model", optimizer_->master(), true);
-      ops::convert(dev_, range, optimizer_->master());
-    }
-  } else {
-    for (Param& p : reg.all()) {
-      std::vector<double> host(p.value.numel());
-      r.read("model", p, 0, p.value.numel(), host.data(), DType::f64, 0);
-      param_upload(dev_, p, host.data());
-    }
-    if (!optimizer_->master().empty()) {
-      if (meta.has_optimizer) load("optim/master", optimizer_->master(), true);
-      else optimizer_->init_master(dev_);
-    }
-  }
+  if (!zero) r.load_parameters(dev_, reg);  // every local element
+  else if (optimizer_->master().empty()) load("model", range, true);
+  else ops::convert(dev_, range, optimizer_->master());
   load("optim/exp_avg", optimizer_->exp_avg(), meta.has_optimizer);
   load("optim/exp_avg_sq", optimizer_->exp_avg_sq(), meta.has_optimizer);
   start_step_ = meta.step;
@@ -265,16 +248,17 @@ void Trainer::resume() {
   const std::vector<std::string> candidates = automatic ? checkpoint_list(root) : std::vector<std::string>{mode};
   for (const std::string& dir : candidates) {
     const double t0 = now_s();
-    const std::string problem = checkpoint_problem(dir);
+    std::unique_ptr<CheckpointReader> reader;
+    const std::string problem = checkpoint_problem(dir, reader);
     if (problem.empty()) {
+      const CheckpointReader& r = *reader;
       const double t1 = now_s();
-      run_agreed(world_, [&] { load_checkpoint(dir); });
+      run_agreed(world_, [&] { load_checkpoint(r); });
       gather_parameters();  // ZeRO-1: every rank loaded its range; the dp group shares them
       dev_.synchronize();
       double t2 = now_s() - t1;
       comms_.world->all_reduce(Tensor{&t2, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
       if (rank_ == 0) {
-        const CheckpointReader r(dir);
         int64_t bytes = 0;
         for (const ShardFile& f : r.shards()) bytes += f.bytes;
         log_info("checkpoint: resuming from %s (step %lld, %lld tokens; written by %s; %.1f MiB "

@@ -16,7 +16,7 @@ set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
 MODE=${3:-layouts}
-source "$SRC/tests/dist/lib.sh"
+source "$SRC/tests/lib.sh"
 cat > ck.toml <<TOML
 [model]
 n_layer = 8

@@ -6,7 +6,7 @@
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
-source "$SRC/tests/dist/lib.sh"
+source "$SRC/tests/lib.sh"
 run() {  # name np --set ...
   local name=$1 np=$2
   shift 2

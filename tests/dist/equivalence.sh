@@ -17,7 +17,7 @@ PRECISION=${4:-fp32}
 TOL=1e-5
 PER_TENSOR=
 if [ "$PRECISION" = fp64 ]; then TOL=1e-11; PER_TENSOR=--per-tensor; fi
-source "$SRC/tests/dist/lib.sh"
+source "$SRC/tests/lib.sh"
 cat > tiny.toml <<TOML
 [model]
 n_layer = 8

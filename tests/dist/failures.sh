@@ -7,7 +7,7 @@
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
-source "$SRC/tests/dist/lib.sh"
+source "$SRC/tests/lib.sh"
 fail() { echo "FAIL: $*"; exit 1; }
 
 # expect_error NP PATTERN --set ...: exit code 2, exactly one error line, naming PATTERN.

@@ -8,13 +8,7 @@
 set -euo pipefail
 TESSERA=$1
 SRC=$2
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-PY=/usr/bin/python3
-"$PY" -c "import numpy, h5py" 2>/dev/null || PY=python3
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
-"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
+source "$SRC/tests/lib.sh"  # scratch dir, tr/ shards, PY
 cat > tiny.toml <<'TOML'
 [model]
 n_layer = 2

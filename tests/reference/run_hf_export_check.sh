@@ -12,11 +12,9 @@ if [[ ! -x $PY ]]; then
   exit 77
 fi
 "$PY" -c "import torch, numpy" 2>/dev/null || { echo "SKIP: $PY has no torch/numpy"; exit 77; }
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
-"$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt --out tr >/dev/null
+PY_REF=$PY
+source "$SRC/tests/lib.sh"  # scratch dir, tr/ shards (sets PY to the h5py interpreter)
+PY=$PY_REF
 cat > base.toml <<'TOML'
 [model]
 n_layer = 2

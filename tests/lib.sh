@@ -1,7 +1,8 @@
-# Sourced by the tests/dist scripts: mpirun may run as root, a scratch directory removed on
-# exit (the current directory from here on), and byte-level shards of the fortune corpus's
-# English part in tr/ (training) and va/ (validation), and tiny.toml: a 4-layer model
-# trained on tr/ for 20 steps, logging every step. Needs TESSERA and SRC set.
+# Sourced by the dist, e2e and reference test scripts: mpirun may run as root, a scratch
+# directory removed on exit (the current directory from here on), byte-level shards of the
+# fortune corpus's English part in tr/ (training) and va/ (validation), PY (an interpreter with
+# h5py and numpy), and tiny.toml: a 4-layer model trained on tr/ for 20 steps, logging every
+# step. Needs TESSERA (an absolute path) and SRC set.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
