@@ -1,11 +1,13 @@
 #include "data/tokenizer.h"
 
+#include "data/hf_tokenizer.h"
+#include "data/sentencepiece_tokenizer.h"
 #include "runtime/error.h"
 
 namespace tessera::data {
 namespace {
 
-constexpr const char* kKnownSpecs = "\"byte\" (later: \"sentencepiece:PATH\", \"hf:PATH\")";
+constexpr const char* kKnownSpecs = "\"byte\", \"sentencepiece:MODEL_PATH\", \"hf:TOKENIZER_JSON_PATH\"";
 
 class ByteTokenizer final : public Tokenizer {
  public:
@@ -66,9 +68,9 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 
 std::unique_ptr<Tokenizer> tokenizer_create(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
-  if (spec.starts_with("sentencepiece:") || spec.starts_with("hf:"))
-    throw UserError("tokenizer \"" + spec +
-                    "\": not supported yet in this build; known: " + kKnownSpecs);
+  if (spec.starts_with("sentencepiece:") && spec.size() > 14)
+    return sentencepiece_tokenizer_load(spec.substr(14));
+  if (spec.starts_with("hf:") && spec.size() > 3) return hf_tokenizer_load(spec.substr(3));
   throw UserError("unknown tokenizer \"" + spec + "\"; known: " + kKnownSpecs);
 }
 

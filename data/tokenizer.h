@@ -4,8 +4,8 @@
 //
 // Specs understood by tokenizer_create:
 //   "byte"               ids 0..255 are the bytes of the UTF-8 text, 256 is end-of-document.
-//   "sentencepiece:PATH" (later) a SentencePiece model file.
-//   "hf:PATH"            (later) a Hugging Face tokenizer.json.
+//   "sentencepiece:PATH" a SentencePiece model file (data/sentencepiece_tokenizer.h).
+//   "hf:PATH"            a Hugging Face byte-level BPE tokenizer.json (data/hf_tokenizer.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>

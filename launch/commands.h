@@ -10,5 +10,7 @@ int cmd_prepare(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_import(int argc, char** argv);
+int cmd_tokenizer(int argc, char** argv);
+int cmd_contamination(int argc, char** argv);
 
 }  // namespace tessera

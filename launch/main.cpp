@@ -23,6 +23,10 @@ void print_usage() {
       "  inspect CHECKPOINT_DIR                            describe a checkpoint, verify its shards\n"
       "  export CHECKPOINT_DIR --format hf --out DIR       write a Hugging Face GPT-2 directory\n"
       "  import HF_DIR --out CHECKPOINT_DIR [--config C]   a Hugging Face GPT-2 as a checkpoint\n"
+      "  tokenizer train --input FILE... --vocab-size N --type bpe|unigram --out PATH\n"
+      "  tokenizer encode|decode --tokenizer SPEC          text lines <-> JSON id arrays (stdin)\n"
+      "  contamination --train DIR --eval FILE... [--n 13] [--json]\n"
+      "                                                    eval documents sharing n-grams with training\n"
       "  version                                           print version and build");
 }
 
@@ -42,6 +46,8 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return tessera::cmd_inspect(argc - 1, argv + 1);
     if (cmd == "export") return tessera::cmd_export(argc - 1, argv + 1);
     if (cmd == "import") return tessera::cmd_import(argc - 1, argv + 1);
+    if (cmd == "tokenizer") return tessera::cmd_tokenizer(argc - 1, argv + 1);
+    if (cmd == "contamination") return tessera::cmd_contamination(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
       std::printf("tessera %s (commit %s)\n", tessera::tessera_version(), tessera::tessera_git_commit());
       return 0;

@@ -1,0 +1,13 @@
+// Hugging Face byte-level BPE tokenizers read from a tokenizer.json ("hf:PATH").
+#pragma once
+#include <memory>
+#include <string>
+
+#include "data/tokenizer.h"
+
+namespace tessera::data {
+
+// Throws UserError naming the file for a missing, unreadable or unsupported tokenizer.json.
+std::unique_ptr<Tokenizer> hf_tokenizer_load(const std::string& path);
+
+}  // namespace tessera::data
