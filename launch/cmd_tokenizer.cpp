@@ -1,8 +1,306 @@
+// `tessera tokenizer`: train a SentencePiece model; encode text lines to JSON id arrays and
+// decode them back, with any tokenizer spec (docs/tokenizers.md).
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/sentencepiece_tokenizer.h"
+#include "data/tokenizer.h"
 #include "launch/commands.h"
 #include "runtime/error.h"
 
 namespace tessera {
+namespace {
 
-int cmd_tokenizer(int, char**) { throw UserError("tokenizer: not implemented yet"); }
+constexpr const char* kTrainUsage =
+    "usage: tessera tokenizer train --input FILE... --vocab-size N --type bpe|unigram --out PATH "
+    "[--character-coverage F] [--max-sentences N] [--threads N] (writes PATH.model and "
+    "PATH.vocab)";
+constexpr const char* kEncodeUsage =
+    "usage: tessera tokenizer encode --tokenizer SPEC (text lines on stdin -> one JSON array of "
+    "ids per line on stdout)";
+constexpr const char* kDecodeUsage =
+    "usage: tessera tokenizer decode --tokenizer SPEC (JSON arrays of ids on stdin -> one text "
+    "line each on stdout)";
+
+constexpr size_t kIoChunk = 1 << 20;
+
+[[noreturn]] void usage_error(const std::string& what, const char* usage) {
+  throw UserError("tokenizer " + what + "; " + usage);
+}
+
+// "--flag value" or "--flag=value"; flags listed in `multi` take every following argument up
+// to the next flag. Returns flag -> values; "--help" prints `usage` and returns nothing.
+struct Flags {
+  bool help = false;
+  std::vector<std::pair<std::string, std::vector<std::string>>> values;
+
+  const std::vector<std::string>* find(std::string_view flag) const {
+    for (const auto& [name, v] : values)
+      if (name == flag) return &v;
+    return nullptr;
+  }
+  std::string one(std::string_view flag) const {
+    const std::vector<std::string>* v = find(flag);
+    return v == nullptr ? std::string() : v->back();
+  }
+};
+
+Flags parse_flags(int argc, char** argv, const std::string& command,
+                  const std::vector<std::string_view>& known, std::string_view multi,
+                  const char* usage) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i], value;
+    bool has_inline_value = false;
+    if (const size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+      has_inline_value = true;
+    }
+    if (flag == "-h" || flag == "--help") {
+      flags.help = true;
+      return flags;
+    }
+    if (std::find(known.begin(), known.end(), flag) == known.end())
+      usage_error(command + ": unknown argument \"" + std::string(argv[i]) + "\"", usage);
+    std::vector<std::string> values;
+    if (has_inline_value) values.push_back(value);
+    if (flag == multi) {
+      while (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--"))
+        values.push_back(argv[++i]);
+    } else if (!has_inline_value) {
+      if (i + 1 >= argc) usage_error(command + ": " + flag + " needs a value", usage);
+      values.push_back(argv[++i]);
+    }
+    if (values.empty() || values.back().empty())
+      usage_error(command + ": " + flag + " needs a non-empty value", usage);
+    flags.values.emplace_back(flag, std::move(values));
+  }
+  return flags;
+}
+
+// `text` as a T in (low, high] or [low, high] as `low_open` says; `range` describes it.
+template <typename T>
+T parse_train_number(const Flags& flags, const std::string& flag, T low, bool low_open, T high,
+                     const char* range) {
+  const std::string text = flags.one(flag);
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < low ||
+      (low_open && value == low) || value > high)
+    usage_error("train: " + flag + " wants " + range + ", got \"" + text + "\"", kTrainUsage);
+  return value;
+}
+
+int tokenizer_train(int argc, char** argv) {
+  const Flags flags = parse_flags(argc, argv, "train",
+                                  {"--input", "--vocab-size", "--type", "--out",
+                                   "--character-coverage", "--max-sentences", "--threads"},
+                                  "--input", kTrainUsage);
+  if (flags.help) {
+    std::printf("%s\n", kTrainUsage);
+    return 0;
+  }
+  data::SentencePieceTrainOptions options;
+  if (const auto* inputs = flags.find("--input")) options.inputs = *inputs;
+  if (options.inputs.empty()) usage_error("train: missing --input", kTrainUsage);
+  if (!flags.find("--vocab-size")) usage_error("train: missing --vocab-size", kTrainUsage);
+  options.vocab_size = parse_train_number<int32_t>(flags, "--vocab-size", 0, true, 1 << 30,
+                                                   "a positive integer");
+  const std::string type = flags.one("--type");
+  if (type == "bpe") {
+    options.type = data::SentencePieceModelType::bpe;
+  } else if (type == "unigram") {
+    options.type = data::SentencePieceModelType::unigram;
+  } else {
+    usage_error(type.empty() ? "train: missing --type" : "train: --type is bpe or unigram, got \"" + type + "\"",
+                kTrainUsage);
+  }
+  options.out = flags.one("--out");
+  if (options.out.empty()) usage_error("train: missing --out", kTrainUsage);
+  if (flags.find("--character-coverage"))
+    options.character_coverage = parse_train_number<double>(
+        flags, "--character-coverage", 0.0, true, 1.0, "a number in (0, 1]");
+  // SentencePiece refuses samples of 100 sentences or fewer.
+  if (flags.find("--max-sentences"))
+    options.max_sentences = parse_train_number<uint64_t>(flags, "--max-sentences", 100, true,
+                                                         uint64_t{1} << 40, "an integer above 100");
+  if (flags.find("--threads"))
+    options.threads = parse_train_number<int>(flags, "--threads", 0, true, 1024,
+                                              "a positive integer");
+
+  const auto start = std::chrono::steady_clock::now();
+  const data::SentencePieceTrainStats stats = data::sentencepiece_train(options);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string too_long =
+      stats.sentences_too_long == 0
+          ? ""
+          : " (" + std::to_string(stats.sentences_too_long) + " lines over 4192 bytes skipped)";
+  std::printf(
+      "tokenizer train: %s, vocab %d, %llu sentences used of %llu read from %zu file(s)%s, "
+      "%.1f s -> %s, %s\n",
+      type.c_str(), stats.vocab_size, static_cast<unsigned long long>(stats.sentences_used),
+      static_cast<unsigned long long>(stats.sentences_read), options.inputs.size(),
+      too_long.c_str(), seconds, stats.model_path.c_str(), stats.vocab_path.c_str());
+  return 0;
+}
+
+// Lines of stdin without their "\n", read in large chunks.
+class StdinLines {
+ public:
+  bool next(std::string_view& line) {
+    while (true) {
+      const size_t newline = buffer_.find('\n', pos_);
+      if (newline != std::string::npos) {
+        line = std::string_view(buffer_).substr(pos_, newline - pos_);
+        pos_ = newline + 1;
+        return true;
+      }
+      if (at_end_) {
+        if (pos_ == buffer_.size()) return false;
+        line = std::string_view(buffer_).substr(pos_);  // the last line has no "\n"
+        pos_ = buffer_.size();
+        return true;
+      }
+      buffer_.erase(0, pos_);
+      pos_ = 0;
+      const size_t kept = buffer_.size();
+      buffer_.resize(kept + kIoChunk);
+      const size_t got = std::fread(buffer_.data() + kept, 1, kIoChunk, stdin);
+      buffer_.resize(kept + got);
+      if (got == 0) {
+        if (std::ferror(stdin)) throw UserError("tokenizer: cannot read stdin: " + std::string(std::strerror(errno)));
+        at_end_ = true;
+      }
+    }
+  }
+
+ private:
+  std::string buffer_;
+  size_t pos_ = 0;
+  bool at_end_ = false;
+};
+
+// Output collected into large writes.
+class StdoutBuffer {
+ public:
+  std::string& text() { return text_; }
+  void flush_if_full() {
+    if (text_.size() >= kIoChunk) flush();
+  }
+  void flush() {
+    if (std::fwrite(text_.data(), 1, text_.size(), stdout) != text_.size() || std::fflush(stdout) != 0)
+      throw UserError("tokenizer: cannot write stdout: " + std::string(std::strerror(errno)));
+    text_.clear();
+  }
+
+ private:
+  std::string text_;
+};
+
+std::unique_ptr<data::Tokenizer> tokenizer_from_flags(int argc, char** argv,
+                                                      const std::string& command,
+                                                      const char* usage, bool& help) {
+  const Flags flags = parse_flags(argc, argv, command, {"--tokenizer"}, "", usage);
+  help = flags.help;
+  if (help) return nullptr;
+  if (!flags.find("--tokenizer")) usage_error(command + ": missing --tokenizer", usage);
+  return data::tokenizer_create(flags.one("--tokenizer"));
+}
+
+int tokenizer_encode(int argc, char** argv) {
+  bool help = false;
+  const auto tokenizer = tokenizer_from_flags(argc, argv, "encode", kEncodeUsage, help);
+  if (help) {
+    std::printf("%s\n", kEncodeUsage);
+    return 0;
+  }
+  StdinLines lines;
+  StdoutBuffer out;
+  std::string clean;
+  std::string_view line;
+  char digits[16];
+  while (lines.next(line)) {
+    data::utf8_repair(line, clean);
+    const std::vector<int32_t> ids = tokenizer->encode(clean);
+    std::string& text = out.text();
+    text += '[';
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i > 0) text += ", ";
+      text.append(digits, std::to_chars(digits, digits + sizeof digits, ids[i]).ptr);
+    }
+    text += "]\n";
+    out.flush_if_full();
+  }
+  out.flush();
+  return 0;
+}
+
+int tokenizer_decode(int argc, char** argv) {
+  bool help = false;
+  const auto tokenizer = tokenizer_from_flags(argc, argv, "decode", kDecodeUsage, help);
+  if (help) {
+    std::printf("%s\n", kDecodeUsage);
+    return 0;
+  }
+  const int64_t vocab = tokenizer->vocab_size();
+  StdinLines lines;
+  StdoutBuffer out;
+  std::vector<int32_t> ids;
+  std::string clean;
+  std::string_view line;
+  for (uint64_t number = 1; lines.next(line); ++number) {
+    const auto fail = [&](const std::string& what) {
+      out.flush();  // the lines before the bad one are good
+      throw UserError("tokenizer decode: line " + std::to_string(number) + ": " + what);
+    };
+    const nlohmann::json array = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!array.is_array()) fail("not a JSON array of token ids");
+    ids.clear();
+    for (const nlohmann::json& id : array) {
+      if (!id.is_number_integer()) fail("not a JSON array of token ids");
+      if (id.is_number_unsigned() ? id.get<uint64_t>() >= static_cast<uint64_t>(vocab)
+                                  : id.get<int64_t>() < 0 || id.get<int64_t>() >= vocab)
+        fail("id " + id.dump() + " is outside the vocabulary [0, " + std::to_string(vocab) +
+             ") of " + tokenizer->name());
+      ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+    // Ids may cut a character in half; what is printed is always valid UTF-8.
+    data::utf8_repair(tokenizer->decode(ids.data(), ids.size()), clean);
+    out.text() += clean;
+    out.text() += '\n';
+    out.flush_if_full();
+  }
+  out.flush();
+  return 0;
+}
+
+}  // namespace
+
+int cmd_tokenizer(int argc, char** argv) {
+  // argv[0] is "tokenizer", argv[1] the subcommand.
+  const std::string sub = argc > 1 ? argv[1] : "";
+  if (sub == "train") return tokenizer_train(argc - 1, argv + 1);
+  if (sub == "encode") return tokenizer_encode(argc - 1, argv + 1);
+  if (sub == "decode") return tokenizer_decode(argc - 1, argv + 1);
+  if (sub == "-h" || sub == "--help") {
+    std::printf("%s\n%s\n%s\n", kTrainUsage, kEncodeUsage, kDecodeUsage);
+    return 0;
+  }
+  throw UserError((sub.empty() ? std::string("tokenizer: missing subcommand")
+                               : "tokenizer: unknown subcommand \"" + sub + "\"") +
+                  "; known: train, encode, decode (tessera tokenizer --help)");
+}
 
 }  // namespace tessera
