@@ -1,227 +1,357 @@
 #include "data/prepare.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <unordered_set>
 
 #include "data/tokenizer.h"
 #include "runtime/error.h"
 
 namespace tessera::data {
 namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+void PrepareCounts::add(const PrepareCounts& c) {
+  documents += c.documents;
+  bytes += c.bytes;
+  tokens += c.tokens;
+  invalid_utf8_repaired += c.invalid_utf8_repaired;
+  empty_skipped += c.empty_skipped;
+  duplicates_removed += c.duplicates_removed;
+  contaminated_removed += c.contaminated_removed;
+}
+
 namespace {
 
-bool is_blank(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-  });
+constexpr const char* kUnitsDir = ".units";
+constexpr const char* kUndetermined = "und";  // BCP 47: language not determined
+
+struct Hash128 {
+  uint64_t lo = 0, hi = 0;
+  bool operator==(const Hash128&) const = default;
+};
+struct Hash128Hasher {
+  size_t operator()(const Hash128& h) const { return static_cast<size_t>(h.lo); }
+};
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
 }
 
-// Drops whole blank lines at both ends; keeps indentation of the first kept line.
-std::string_view trim_blank_lines(std::string_view doc) {
-  constexpr std::string_view kSpace = " \t\r\n\v\f";
-  const size_t first = doc.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  const size_t last = doc.find_last_not_of(kSpace);
-  const size_t line_start = doc.rfind('\n', first);
-  const size_t begin = line_start == std::string_view::npos ? 0 : line_start + 1;
-  const size_t end = std::min(doc.find('\n', last), doc.size());
-  return doc.substr(begin, end - begin);
-}
-
-std::ifstream open_input(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("prepare: cannot read input " + path + ": " + std::strerror(errno));
-  return in;
-}
-
-// Inputs in a reproducible order: arguments as given, directory contents sorted by path.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
-  for (const std::string& input : inputs) {
-    std::error_code ec;
-    const fs::file_status status = fs::status(input, ec);
-    if (!fs::exists(status)) throw UserError("prepare: input " + input + " does not exist");
-    if (!fs::is_directory(status)) {
-      open_input(input);
-      files.push_back(input);
-      continue;
-    }
-    std::vector<std::string> found;
-    fs::recursive_directory_iterator it(input, ec), end;
-    for (; !ec && it != end; it.increment(ec)) {
-      if (it->path().filename().string().starts_with(".")) {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      if (it->is_regular_file()) {
-        open_input(it->path().string());
-        found.push_back(it->path().string());
-      }
-    }
-    if (ec) throw UserError("prepare: cannot list input directory " + input + ": " + ec.message());
-    if (found.empty()) throw UserError("prepare: input directory " + input + " holds no files");
-    std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
+// Content hash of a document: two 64-bit lanes over 8-byte words, each word multiplied into
+// both lanes with different odd constants and rotations, the length folded in, then finalised.
+Hash128 hash_text(std::string_view s) {
+  uint64_t a = 0x9e3779b97f4a7c15ull ^ s.size(), b = 0xd6e8feb86659fd93ull + s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    a = (a ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
+    a = (a << 31) | (a >> 33);
+    b = (b ^ (w * 0x4cf5ad432745937full)) * 0x87c37b91114253d5ull;
+    b = (b << 27) | (b >> 37);
+    b += a;
   }
-  return files;
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  a ^= mix64(tail + 0x52dce729ull);
+  b ^= mix64(tail ^ 0x38495ab5ull);
+  a += b;
+  b += a;
+  return {mix64(a), mix64(b ^ 0x2545f4914f6cdd1dull)};
 }
 
-// Reads one line without its "\n" or "\r\n"; false at end of file.
-bool read_line(std::ifstream& in, const std::string& path, std::string& line) {
-  if (!std::getline(in, line)) {
-    if (in.bad()) throw UserError("prepare: error reading input " + path);
-    return false;
+// One record per written document of a unit, in order.
+struct DocRecord {
+  Hash128 hash;
+  uint64_t bytes = 0;
+  uint32_t language = 0;  // index into the unit's language list
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(DocRecord) == 32);
+
+std::string unit_dir(const std::string& out, size_t u) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "unit_%06zu", u);
+  return out + "/" + kUnitsDir + "/" + name;
+}
+
+json counts_json(const PrepareCounts& c) {
+  return json{{"documents", c.documents},
+              {"bytes", c.bytes},
+              {"tokens", c.tokens},
+              {"invalid_utf8_repaired", c.invalid_utf8_repaired},
+              {"empty_skipped", c.empty_skipped},
+              {"duplicates_removed", c.duplicates_removed},
+              {"contaminated_removed", c.contaminated_removed}};
+}
+
+PrepareCounts counts_from_json(const json& j) {
+  PrepareCounts c;
+  c.documents = j.at("documents");
+  c.bytes = j.at("bytes");
+  c.tokens = j.at("tokens");
+  c.invalid_utf8_repaired = j.at("invalid_utf8_repaired");
+  c.empty_skipped = j.at("empty_skipped");
+  c.duplicates_removed = j.at("duplicates_removed");
+  c.contaminated_removed = j.at("contaminated_removed");
+  return c;
+}
+
+// Writes `text` to `path` through a temporary file and a rename: never half a file.
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp";
+  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  const bool ok = f && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (f && std::fclose(f) != 0) throw UserError("prepare: cannot write " + temp + ": " + std::strerror(errno));
+  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0)
+    throw UserError("prepare: cannot write " + path + ": " + std::strerror(errno));
+}
+
+// Tokenizes one unit into <out>/.units/unit_NNNNNN: shards, docs.bin, stats.json (last).
+void run_unit(const PreparePlan& plan, const Tokenizer& tokenizer, size_t u) {
+  const PrepareOptions& o = plan.options;
+  const std::string dir = unit_dir(o.out, u);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  const std::string default_language = o.language.empty() ? kUndetermined : o.language;
+  std::vector<std::string> names;
+  std::vector<PrepareCounts> counts;
+  const auto language_index = [&](const std::string& name) -> uint32_t {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return static_cast<uint32_t>(i);
+    names.push_back(name);
+    counts.emplace_back();
+    return static_cast<uint32_t>(names.size() - 1);
+  };
+  language_index(default_language);
+
+  ShardWriter writer(dir, tokenizer.vocab_size(), o.shard_bytes);
+  const std::string records_path = dir + "/docs.bin";
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> records(std::fopen(records_path.c_str(), "wb"), std::fclose);
+  if (!records) throw UserError("prepare: cannot write " + records_path + ": " + std::strerror(errno));
+  std::vector<char> record_buffer(1 << 16);
+  std::setvbuf(records.get(), record_buffer.data(), _IOFBF, record_buffer.size());
+
+  DocumentReader reader(plan.units[u], o.documents);
+  Document doc;
+  std::vector<int32_t> tokens;
+  while (reader.next(doc)) {
+    const uint32_t lang = language_index(doc.language.empty() ? default_language : doc.language);
+    PrepareCounts& c = counts[lang];
+    c.invalid_utf8_repaired += doc.repaired;
+    tokens = tokenizer.encode(doc.text);
+    tokens.push_back(tokenizer.eod_id());
+    writer.append_document(tokens.data(), tokens.size());
+    ++c.documents;
+    c.bytes += doc.text.size();
+    c.tokens += tokens.size();
+    const DocRecord record{hash_text(doc.text), doc.text.size(), lang, 0};
+    if (std::fwrite(&record, sizeof(record), 1, records.get()) != 1)
+      throw UserError("prepare: cannot write " + records_path + ": " + std::strerror(errno));
   }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return true;
+  counts[0].empty_skipped += reader.empty_skipped();
+  writer.finish();
+  if (std::fclose(records.release()) != 0)
+    throw UserError("prepare: cannot write " + records_path + ": " + std::strerror(errno));
+
+  json languages = json::array();
+  for (size_t i = 0; i < names.size(); ++i) languages.push_back({{"language", names[i]}, {"counts", counts_json(counts[i])}});
+  const json stats{{"shards", writer.shard_count()}, {"languages", languages}};
+  write_file_atomic(dir + "/stats.json", stats.dump());
 }
 
-bool has_fortune_separator(const std::string& path) {
-  std::ifstream in = open_input(path);
-  std::string line;
-  while (read_line(in, path, line))
-    if (line == "%") return true;
+bool holds_shards(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("shard_") && name.ends_with(".tok")) return true;
+  }
   return false;
 }
 
-class DocumentSink {
- public:
-  DocumentSink(const Tokenizer& tokenizer, ShardWriter& writer)
-      : tokenizer_(tokenizer), writer_(writer) {}
-
-  // `blank_counts` says whether a document without text is reported as skipped.
-  void add(std::string_view raw, bool blank_counts, PrepareCounts& counts) {
-    const std::string_view doc = trim_blank_lines(raw);
-    if (doc.empty()) {
-      if (blank_counts) ++counts.empty_skipped;
-      return;
-    }
-    counts.invalid_utf8_repaired += utf8_repair(doc, clean_);
-    tokens_ = tokenizer_.encode(clean_);
-    tokens_.push_back(tokenizer_.eod_id());
-    writer_.append_document(tokens_.data(), tokens_.size());
-    ++counts.documents;
-    counts.bytes += clean_.size();
-    counts.tokens += tokens_.size();
-  }
-
- private:
-  const Tokenizer& tokenizer_;
-  ShardWriter& writer_;
-  std::string clean_;            // reused across documents
-  std::vector<int32_t> tokens_;  // reused across documents
-};
-
-PrepareCounts prepare_file(const std::string& path, DocumentSink& sink) {
-  const bool fortune_format = has_fortune_separator(path);
-  std::ifstream in = open_input(path);
-  PrepareCounts counts;
-  std::string doc, line;
-  bool first_line = true, seen_separator = false;
-  while (read_line(in, path, line)) {
-    if (first_line && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
-    first_line = false;
-    const bool ends_document = fortune_format ? line == "%" : is_blank(line);
-    if (ends_document) {
-      // Blank text before the first "%" is a preamble, not an empty document.
-      sink.add(doc, fortune_format && seen_separator, counts);
-      seen_separator = true;
-      doc.clear();
-      continue;
-    }
-    if (!doc.empty() || !line.empty()) {
-      if (!doc.empty()) doc.push_back('\n');
-      doc += line;
-    }
-  }
-  // A file ends with "%\n" or a blank line: the empty remainder is not a document.
-  sink.add(doc, false, counts);
-  return counts;
-}
-
-void counts_add(PrepareCounts& into, const PrepareCounts& c) {
-  into.documents += c.documents;
-  into.bytes += c.bytes;
-  into.tokens += c.tokens;
-  into.invalid_utf8_repaired += c.invalid_utf8_repaired;
-  into.empty_skipped += c.empty_skipped;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof(esc), "\\u%04x", static_cast<unsigned>(c));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_counts(const PrepareCounts& c) {
-  return "\"documents\": " + std::to_string(c.documents) +
-         ", \"bytes\": " + std::to_string(c.bytes) + ", \"tokens\": " + std::to_string(c.tokens) +
-         ", \"invalid_utf8_repaired\": " + std::to_string(c.invalid_utf8_repaired) +
-         ", \"empty_skipped\": " + std::to_string(c.empty_skipped);
+std::string repaired(const std::string& s) {
+  std::string out;
+  utf8_repair(s, out);
+  return out;
 }
 
 void write_stats(const std::string& dir, const PrepareStats& stats) {
-  std::string json = "{\n  \"tokenizer\": " + json_string(stats.tokenizer) +
-                     ",\n  \"vocab_size\": " + std::to_string(stats.vocab_size) +
-                     ",\n  \"shards\": " + std::to_string(stats.shards) + ",\n  " +
-                     json_counts(stats.total) + ",\n  \"files\": [";
-  for (size_t i = 0; i < stats.files.size(); ++i) {
-    // Paths are bytes; repaired so stats.json stays valid JSON.
-    std::string path;
-    utf8_repair(stats.files[i].path, path);
-    json += std::string(i ? "," : "") + "\n    {\"path\": " + json_string(path) + ", " +
-            json_counts(stats.files[i].counts) + "}";
+  json j{{"tokenizer", repaired(stats.tokenizer)}, {"vocab_size", stats.vocab_size},
+         {"shards", stats.shards}, {"units", stats.units}};
+  const json total = counts_json(stats.total);
+  for (const auto& [key, value] : total.items()) j[key] = value;
+  json languages = json::object();
+  for (const auto& [name, counts] : stats.languages) languages[repaired(name)] = counts_json(counts);
+  j["languages"] = languages;
+  json files = json::array();
+  for (const PrepareFileStats& f : stats.files) {
+    json entry{{"path", repaired(f.path)}};  // paths are bytes; stats.json stays valid JSON
+    const json counts = counts_json(f.counts);
+    for (const auto& [key, value] : counts.items()) entry[key] = value;
+    files.push_back(entry);
   }
-  json += "\n  ]\n}\n";
-  const std::string final_path = dir + "/stats.json", temp_path = final_path + ".tmp";
-  std::FILE* f = std::fopen(temp_path.c_str(), "wb");
-  const bool ok = f && std::fwrite(json.data(), 1, json.size(), f) == json.size();
-  if (f && std::fclose(f) != 0) throw UserError("prepare: cannot write " + temp_path);
-  if (!ok || std::rename(temp_path.c_str(), final_path.c_str()) != 0)
-    throw UserError("prepare: cannot write " + final_path + ": " + std::strerror(errno));
+  j["files"] = files;
+  write_file_atomic(dir + "/stats.json", j.dump(2) + "\n");
 }
 
 }  // namespace
 
-PrepareStats prepare(const PrepareOptions& options) {
+PreparePlan prepare_plan(const PrepareOptions& options, bool clean) {
   if (options.inputs.empty()) throw UserError("prepare: no inputs given");
   if (options.out.empty()) throw UserError("prepare: no output directory given");
   if (options.shard_bytes == 0) throw UserError("prepare: shard size must be positive");
-  const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(options.tokenizer);
+  if (options.threads < 1) throw UserError("prepare: threads must be at least 1");
+  tokenizer_create(options.tokenizer);  // an unknown spec fails before anything is read
+  PreparePlan plan;
+  plan.options = options;
   // Expanded (and checked) before anything is written: a typo leaves no output behind.
-  const std::vector<std::string> files = expand_inputs(options.inputs);
+  plan.units = plan_ranges(expand_inputs(options.inputs, "prepare"), options.unit_bytes);
+  if (holds_shards(options.out))
+    throw UserError("prepare: output directory " + options.out +
+                    " already holds shards (choose a new directory or remove them)");
+  if (clean) {
+    std::error_code ec;
+    fs::create_directories(options.out, ec);
+    if (ec) throw UserError("prepare: cannot create output directory " + options.out + ": " + ec.message());
+    fs::remove_all(options.out + "/" + kUnitsDir, ec);
+    fs::create_directories(options.out + "/" + kUnitsDir, ec);
+    if (ec) throw UserError("prepare: cannot create " + options.out + "/" + kUnitsDir + ": " + ec.message());
+  }
+  return plan;
+}
 
+void prepare_units(const PreparePlan& plan, int rank, int size) {
+  const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(plan.options.tokenizer);
+  std::atomic<size_t> next{static_cast<size_t>(rank)};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  const auto work = [&] {
+    try {
+      for (;;) {
+        // Unit u belongs to process u mod size; threads take this process's units in turn.
+        const size_t u = next.fetch_add(static_cast<size_t>(size));
+        if (u >= plan.units.size()) return;
+        {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (error) return;
+        }
+        run_unit(plan, *tokenizer, u);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < plan.options.threads; ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+PrepareStats prepare_finish(const PreparePlan& plan) {
+  const PrepareOptions& o = plan.options;
+  const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(o.tokenizer);
   PrepareStats stats;
   stats.tokenizer = tokenizer->name();
   stats.vocab_size = tokenizer->vocab_size();
-  ShardWriter writer(options.out, tokenizer->vocab_size(), options.shard_bytes);
-  DocumentSink sink(*tokenizer, writer);
-  for (const std::string& path : files) {
-    PrepareFileStats file{path, prepare_file(path, sink)};
-    counts_add(stats.total, file.counts);
-    stats.files.push_back(std::move(file));
+  stats.units = plan.units.size();
+
+  ShardWriter writer(o.out, tokenizer->vocab_size(), o.shard_bytes);
+  std::unordered_set<Hash128, Hash128Hasher> seen;
+  std::vector<int32_t> tokens;
+  std::vector<DocRecord> records;
+  for (size_t u = 0; u < plan.units.size(); ++u) {
+    const std::string dir = unit_dir(o.out, u);
+    json unit;
+    {
+      std::ifstream in(dir + "/stats.json");
+      if (!in) throw UserError("prepare: unit " + std::to_string(u) + " (" + plan.units[u].path + ") was not prepared");
+      unit = json::parse(in);
+    }
+    std::vector<std::string> names;
+    std::vector<PrepareCounts> counts;
+    for (const json& l : unit.at("languages")) {
+      names.push_back(l.at("language"));
+      counts.push_back(counts_from_json(l.at("counts")));
+    }
+    // Records of this unit's documents, in order.
+    {
+      const std::string path = dir + "/docs.bin";
+      std::ifstream in(path, std::ios::binary | std::ios::ate);
+      const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : -1;
+      if (size < 0 || size % sizeof(DocRecord) != 0) throw UserError("prepare: " + path + " is damaged");
+      records.resize(static_cast<size_t>(size) / sizeof(DocRecord));
+      in.seekg(0);
+      in.read(reinterpret_cast<char*>(records.data()), size);
+    }
+    size_t d_global = 0;
+    const size_t unit_shards = unit.at("shards");
+    for (size_t s = 0; s < unit_shards; ++s) {
+      const TokenShard shard = TokenShard::open(dir + "/" + shard_file_name(s));
+      for (int64_t d = 0; d < shard.document_count(); ++d, ++d_global) {
+        if (d_global >= records.size()) throw UserError("prepare: unit " + dir + " is damaged");
+        const DocRecord& r = records[d_global];
+        const int64_t start = shard.document_start(d);
+        const int64_t end = d + 1 < shard.document_count() ? shard.document_start(d + 1) : shard.token_count();
+        if (o.dedup && !seen.insert(r.hash).second) {
+          PrepareCounts& c = counts.at(r.language);
+          --c.documents;
+          c.bytes -= r.bytes;
+          c.tokens -= static_cast<uint64_t>(end - start);
+          ++c.duplicates_removed;
+          continue;
+        }
+        tokens.resize(static_cast<size_t>(end - start));
+        shard.read(start, end - start, tokens.data());
+        writer.append_document(tokens.data(), tokens.size());
+      }
+    }
+    if (d_global != records.size()) throw UserError("prepare: unit " + dir + " is damaged");
+    PrepareCounts unit_total;
+    for (size_t i = 0; i < names.size(); ++i) {
+      stats.languages[names[i]].add(counts[i]);
+      unit_total.add(counts[i]);
+    }
+    stats.total.add(unit_total);
+    if (stats.files.empty() || stats.files.back().path != plan.units[u].path)
+      stats.files.push_back({plan.units[u].path, {}});
+    stats.files.back().counts.add(unit_total);
   }
+  // The default language may have seen no document at all.
+  std::erase_if(stats.languages, [](const auto& entry) {
+    const PrepareCounts& c = entry.second;
+    return c.documents + c.empty_skipped + c.duplicates_removed + c.contaminated_removed == 0;
+  });
+  std::error_code ec;
+  fs::remove_all(o.out + "/" + kUnitsDir, ec);
   if (stats.total.documents == 0) throw UserError("prepare: the inputs hold no non-empty document");
   writer.finish();
   stats.shards = writer.shard_count();
-  write_stats(options.out, stats);
+  write_stats(o.out, stats);
   return stats;
+}
+
+PrepareStats prepare(const PrepareOptions& options) {
+  const PreparePlan plan = prepare_plan(options, true);
+  prepare_units(plan, 0, 1);
+  return prepare_finish(plan);
 }
 
 }  // namespace tessera::data

@@ -1,23 +1,28 @@
-// Corpus preparation: plain-text files -> token shards (`tessera prepare`).
+// Corpus preparation: text files -> token shards (`tessera prepare`).
 //
-// Input format. Every input is a file, or a directory whose regular files are taken
-// recursively in path order (names starting with '.' are skipped). A file is a sequence of
-// documents:
-//   - if it has at least one line consisting of just "%" (the fortune format), those lines
-//     separate documents, and an empty document (e.g. before a leading "%") is skipped;
-//   - otherwise each paragraph (lines up to the next blank line) is one document.
-// Line endings are normalised to "\n" and a leading UTF-8 byte-order mark is dropped;
-// blank lines at the start and end of a document are removed. Invalid UTF-8 is replaced
-// by U+FFFD (counted), and every document is followed by the tokenizer's end-of-document id.
+// Inputs are read as documents by data/documents.h (plain text in fortune or paragraph form,
+// JSONL, any of them gzip-compressed). Every document is tokenized and followed by the
+// tokenizer's end-of-document id.
+//
+// Work is cut into units of about `unit_bytes` of input (a compressed file is one unit), cut at
+// document boundaries. Units are spread over the processes (unit u goes to process
+// u mod size) and over each process's threads; a unit writes its own shards and a record per
+// document into <out>/.units/. finish() then streams the units' documents in unit order into
+// the final shards, dropping exact duplicates (128-bit content hash, first occurrence kept)
+// when asked. The output depends on the inputs and unit_bytes only, never on how many
+// processes or threads did the work. Memory stays bounded whatever the corpus size: a worker
+// holds one document; deduplication holds 16 bytes per distinct document.
 //
 // Output. `out` receives shard_NNNNN.tok files (docs/data-format.md) and stats.json with the
-// counts below, in total and per input file. Preparation streams: it holds one document and
-// one write buffer at a time, whatever the corpus size.
+// counts below, in total, per language and per source file.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "data/documents.h"
 #include "data/shard.h"
 
 namespace tessera::data {
@@ -26,7 +31,15 @@ struct PrepareOptions {
   std::string tokenizer = "byte";   // spec for tokenizer_create
   std::vector<std::string> inputs;  // files or directories
   std::string out;                  // directory for the shards and stats.json
-  size_t shard_bytes = kDefaultShardBytes;
+  std::string language;             // language of documents that do not name one ("" = "und")
+  DocumentOptions documents;        // JSONL field names
+  bool dedup = false;               // drop exact duplicate documents
+  // Drop training documents sharing an n-gram with these evaluation files (contamination).
+  std::vector<std::string> exclude_ngrams_from;
+  int exclude_n = 13;
+  uint64_t shard_bytes = kDefaultShardBytes;
+  uint64_t unit_bytes = 32ull << 20;
+  int threads = 1;  // worker threads of this process
 };
 
 struct PrepareCounts {
@@ -34,7 +47,10 @@ struct PrepareCounts {
   uint64_t bytes = 0;                  // UTF-8 bytes of the written documents, after repair
   uint64_t tokens = 0;                 // including one end-of-document per document
   uint64_t invalid_utf8_repaired = 0;  // runs of invalid bytes replaced by U+FFFD
-  uint64_t empty_skipped = 0;          // documents with no non-blank line
+  uint64_t empty_skipped = 0;          // documents without text
+  uint64_t duplicates_removed = 0;     // exact duplicates of an earlier document
+  uint64_t contaminated_removed = 0;   // sharing an n-gram with --exclude-ngrams-from
+  void add(const PrepareCounts& other);
 };
 
 struct PrepareFileStats {
@@ -43,15 +59,32 @@ struct PrepareFileStats {
 };
 
 struct PrepareStats {
-  std::string tokenizer;  // name() of the tokenizer used
+  std::string tokenizer;  // name() of the tokenizer used: the spec that recreates it
   int64_t vocab_size = 0;
   size_t shards = 0;
+  size_t units = 0;
   PrepareCounts total;
-  std::vector<PrepareFileStats> files;
+  std::map<std::string, PrepareCounts> languages;
+  std::vector<PrepareFileStats> files;  // per source file, in input order
 };
 
-// Throws UserError for a missing or unreadable input, an output directory that already holds
-// shards, or inputs without a single non-empty document.
+// The units and everything checked before any work starts. Identical on every process.
+struct PreparePlan {
+  PrepareOptions options;
+  std::vector<InputRange> units;
+};
+
+// Expands and checks the inputs, the tokenizer and the output directory and cuts the units.
+// Throws UserError (missing input, unknown tokenizer, an output directory holding shards).
+// `clean` (one process only): creates `out` and removes what an interrupted run left there.
+PreparePlan prepare_plan(const PrepareOptions& options, bool clean);
+// Tokenizes units rank, rank + size, ... with options.threads threads.
+void prepare_units(const PreparePlan& plan, int rank, int size);
+// One process, after every process finished its units: writes the shards and stats.json.
+PrepareStats prepare_finish(const PreparePlan& plan);
+
+// All three in one process. Throws UserError for a missing or unreadable input, an output
+// directory that already holds shards, or inputs without a single non-empty document.
 PrepareStats prepare(const PrepareOptions& options);
 
 }  // namespace tessera::data
