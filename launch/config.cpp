@@ -73,6 +73,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"data", "tokenizer", &c.data.tokenizer},
       {"data", "train", &c.data.train},
       {"data", "valid", &c.data.valid},
+      {"data", "temperature", &c.data.temperature, {}, 0, 1e6},
       {"checkpoint", "dir", &c.checkpoint.dir},
       {"checkpoint", "every", &c.checkpoint.every, {}, 0, inf},
       {"checkpoint", "keep", &c.checkpoint.keep, {}, 1, inf},
@@ -134,6 +135,42 @@ void assign(const Field& f, const toml::node& v, const std::string& where) {
   }
 }
 
+// [[data.sources]]: an array of tables, each a corpus of the training mixture.
+void assign_sources(DataConfig& data, const toml::node& node, const std::string& where) {
+  const toml::array* array = node.as_array();
+  if (!array || !array->is_array_of_tables())
+    throw UserError(where + ": data.sources must be an array of tables ([[data.sources]] with name, "
+                            "language, path, valid, weight)");
+  const std::vector<std::string> keys = {"name", "language", "path", "valid", "weight"};
+  data.sources.clear();
+  for (size_t i = 0; i < array->size(); ++i) {
+    const toml::table& t = *array->get(i)->as_table();
+    const std::string at = where + ": data.sources[" + std::to_string(i) + "]";
+    DataSourceConfig s;
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        throw UserError(at + ": unknown key " + key + " (allowed: " + join(keys) + ")");
+      if (key == "weight") {
+        const auto w = v.value<double>();
+        if (!w || v.is_boolean() || v.is_string() || !(*w >= 0) || !std::isfinite(*w))
+          throw UserError(at + ": weight must be a number >= 0");
+        s.weight = *w;
+        continue;
+      }
+      const auto x = v.value_exact<std::string>();
+      if (!x) throw UserError(at + ": " + key + " must be a string");
+      (key == "name" ? s.name : key == "language" ? s.language : key == "path" ? s.path : s.valid) = *x;
+    }
+    if (s.name.empty()) throw UserError(at + ": name is not set");
+    if (s.path.empty()) throw UserError(at + " (\"" + s.name + "\"): path is not set (a directory of token shards)");
+    if (s.language.empty()) s.language = s.name;
+    for (const DataSourceConfig& other : data.sources)
+      if (other.name == s.name) throw UserError(at + ": a second source named \"" + s.name + "\"");
+    data.sources.push_back(s);
+  }
+}
+
 void apply_table(RunConfig& cfg, const toml::table& root, const std::string& where) {
   auto fields = fields_of(cfg);
   for (const auto& [sec_key, sec_node] : root) {
@@ -151,11 +188,15 @@ void apply_table(RunConfig& cfg, const toml::table& root, const std::string& whe
     if (!sec) throw UserError(where + ": " + section + " must be a table [" + section + "]");
     for (const auto& [k, v] : *sec) {
       const std::string key(k.str());
+      if (section == "data" && key == "sources") {
+        assign_sources(cfg.data, v, where);
+        continue;
+      }
       auto it = std::find_if(fields.begin(), fields.end(),
                              [&](const Field& f) { return f.section == section && f.key == key; });
       if (it == fields.end())
         throw UserError(where + ": unknown key " + section + "." + key + " (allowed in [" +
-                        section + "]: " + join(keys) + ")");
+                        section + "]: " + join(keys) + (section == "data" ? ", sources" : "") + ")");
       assign(*it, v, where);
     }
   }
@@ -170,6 +211,18 @@ void validate(RunConfig& c, const std::string& where) {
   if (m.n_kv_head != 0 && m.n_kv_head != m.n_head)
     bad("model.n_kv_head must equal model.n_head (or 0) for family gpt2");
   if (c.optim.min_lr > c.optim.lr) bad("optim.min_lr must not exceed optim.lr");
+  const DataConfig& d = c.data;
+  if (!d.sources.empty()) {
+    if (!d.train.empty() || !d.valid.empty())
+      bad("set either data.train / data.valid or [[data.sources]] (each with its own path and valid)");
+    for (const DataSourceConfig& s : d.sources) {
+      if (d.temperature > 0 && s.weight > 0)
+        bad("data.sources \"" + s.name + "\" has a weight, and data.temperature = " +
+            std::to_string(d.temperature) + " derives the weights: set one or the other");
+      if (d.temperature == 0 && d.sources.size() > 1 && !(s.weight > 0))
+        bad("data.sources \"" + s.name + "\" needs a weight > 0 (or set data.temperature)");
+    }
+  }
   if (c.train.precision == "fp64" && c.train.device != "cpu")
     bad("train.precision = \"fp64\" is the CPU reference mode (train.device = \"cpu\")");
   if (c.train.precision == "bf16" && c.train.device != "cuda")
@@ -230,6 +283,12 @@ std::string format_value(const Field& f) {
   return os.str();
 }
 
+std::string quoted(const std::string& s) {
+  std::ostringstream os;
+  os << toml::value<std::string>(s);
+  return os.str();
+}
+
 }  // namespace
 
 RunConfig config_parse(const std::string& text, const std::string& source_name) {
@@ -257,6 +316,13 @@ std::string config_to_toml(const RunConfig& cfg) {
       section = f.section;
     }
     out += f.key + " = " + format_value(f) + "\n";
+  }
+  for (const DataSourceConfig& s : cfg.data.sources) {
+    out += "\n[[data.sources]]\nname = " + quoted(s.name) + "\nlanguage = " + quoted(s.language) +
+           "\npath = " + quoted(s.path) + "\nvalid = " + quoted(s.valid) + "\n";
+    std::ostringstream w;
+    w << toml::value<double>(s.weight);
+    out += "weight = " + w.str() + "\n";
   }
   return out;
 }

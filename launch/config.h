@@ -33,10 +33,21 @@ struct TrainConfig {
   int64_t stop_at = 0;              // stop after this step as if signalled (saving); 0 = never
 };
 
+// One corpus of a training mixture ([[data.sources]]).
+struct DataSourceConfig {
+  std::string name;
+  std::string language;  // "" = the name
+  std::string path;      // directory of training token shards
+  std::string valid;     // directory of held-out token shards; empty = none
+  double weight = 0;     // sampling weight when data.temperature = 0
+};
+
 struct DataConfig {
   std::string tokenizer = "byte";
-  std::string train;  // directory of token shards
+  std::string train;  // directory of token shards (a single source)
   std::string valid;  // directory of token shards; empty = no validation
+  double temperature = 0;  // > 0: source probabilities from token counts, p_i ∝ n_i^(1/T)
+  std::vector<DataSourceConfig> sources;  // the mixture; empty = the single source data.train
 };
 
 struct CheckpointConfig {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "launch/layout.h"
@@ -82,14 +83,55 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
 Trainer::~Trainer() = default;
 
 void Trainer::setup_data() {
-  const TrainConfig& t = cfg_.train;
-  if (cfg_.data.train.empty()) throw UserError(cfg_.source + ": data.train is not set (a directory of token shards from `tessera prepare`)");
-  train_shards_ = std::make_unique<data::ShardSet>(data::ShardSet::open(cfg_.data.train));
-  if (!cfg_.data.valid.empty())
-    valid_shards_ = std::make_unique<data::ShardSet>(data::ShardSet::open(cfg_.data.valid));
-  for (const data::ShardSet* set : {train_shards_.get(), valid_shards_.get()})
-    if (set) session_check_shards(cfg_, *set);
-  train_loader_ = std::make_unique<data::Loader>(*train_shards_, cfg_.model.seq_len, static_cast<uint64_t>(t.seed));
+  const DataConfig& d = cfg_.data;
+  std::vector<data::SourceSpec> specs;
+  std::vector<std::string> valid_dirs;
+  if (d.sources.empty()) {
+    if (d.train.empty())
+      throw UserError(cfg_.source + ": data.train is not set (a directory of token shards from "
+                                    "`tessera prepare`), nor any [[data.sources]]");
+    specs.push_back({"train", "", d.train, 1.0});
+    valid_dirs.push_back(d.valid);
+  }
+  for (const DataSourceConfig& s : d.sources) {
+    specs.push_back({s.name, s.language, s.path, s.weight});
+    valid_dirs.push_back(s.valid);
+  }
+  mixture_ = std::make_unique<data::Mixture>(specs, d.temperature, cfg_.model.seq_len,
+                                             static_cast<uint64_t>(cfg_.train.seed));
+  for (size_t i = 0; i < mixture_->size(); ++i) {
+    session_check_shards(cfg_, mixture_->shards(i));
+    if (valid_dirs[i].empty()) continue;
+    ValidSet v{specs[i].name, specs[i].language, mixture_->probability(i),
+               std::make_unique<data::ShardSet>(data::ShardSet::open(valid_dirs[i]))};
+    session_check_shards(cfg_, *v.shards);
+    valid_.push_back(std::move(v));
+  }
+}
+
+// The resolved mixture, printed at start and saved as <log.dir>/mixture.json.
+void Trainer::report_mixture() {
+  const int64_t planned = cfg_.train.steps * cfg_.train.global_batch;
+  nlohmann::ordered_json sources = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < mixture_->size(); ++i) {
+    const data::SourceSpec& s = mixture_->source(i);
+    const double epochs = mixture_->expected_epochs(i, planned);
+    log_info("data source %-8s %-4s %12lld tokens | p = %.4f (target %.4f) | %.3g epochs in %lld steps",
+             s.name.c_str(), s.language.empty() ? "-" : s.language.c_str(),
+             static_cast<long long>(mixture_->tokens(i)), mixture_->probability(i),
+             mixture_->target_probability(i), epochs, static_cast<long long>(cfg_.train.steps));
+    sources.push_back({{"name", s.name}, {"language", s.language}, {"path", s.path},
+                       {"tokens", mixture_->tokens(i)}, {"windows", mixture_->num_windows(i)},
+                       {"weight", s.weight}, {"target_probability", mixture_->target_probability(i)},
+                       {"probability", mixture_->probability(i)}, {"expected_epochs", epochs}});
+  }
+  const nlohmann::ordered_json j{{"temperature", cfg_.data.temperature},
+                                 {"block", data::Mixture::kBlock},
+                                 {"planned_samples", planned},
+                                 {"sources", sources}};
+  std::ofstream out(cfg_.log.dir + "/mixture.json");
+  out << j.dump(2) << "\n";
+  if (!out) throw UserError(cfg_.log.dir + "/mixture.json: cannot write");
 }
 
 void Trainer::setup_model() {
@@ -164,8 +206,8 @@ void Trainer::load_batch(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t per_rank = micro_per_step_ * t.micro_batch;
   const int64_t first = me_.dp * per_rank;  // this rank's slice of the global batch
-  train_loader_->samples(sample_base_ + step * t.global_batch + first, per_rank,
-                         host_inputs_.data(), host_targets_.data());
+  mixture_->samples(sample_base_ + step * t.global_batch + first, per_rank, host_inputs_.data(),
+                    host_targets_.data());
   dev_.copy_from_host(inputs_, host_inputs_.data());
   dev_.copy_from_host(targets_, host_targets_.data());
 }
@@ -284,8 +326,9 @@ StepResult Trainer::train_step(int64_t step) {
 
 // Forward only, one micro-batch at a time through every chunk; data-parallel ranks split the
 // validation batches.
-double Trainer::evaluate() {
-  if (!valid_shards_) return NAN;
+Trainer::Validation Trainer::evaluate() {
+  Validation result;
+  if (valid_.empty()) return result;
   const int pp = topology_.pp(), s = me_.pp, n_chunks = pp * chunks_;
   Communicator& pipe = *comms_.pp;
   const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
@@ -304,13 +347,58 @@ double Trainer::evaluate() {
     return reports;
   };
   const DType loss_dtype = compute_ == DType::f64 ? DType::f64 : DType::f32;
-  const EvalResult r = session_evaluate_part(dev_, cfg_, *valid_shards_, cfg_.train.eval_batches,
-                                             loss_dtype, forward, me_.dp, topology_.dp());
+  std::vector<double> sums;  // (loss sum, tokens) per set
+  for (const ValidSet& v : valid_) {
+    const EvalResult r = session_evaluate_part(dev_, cfg_, *v.shards, cfg_.train.eval_batches,
+                                               loss_dtype, forward, me_.dp, topology_.dp());
+    sums.push_back(r.sum);
+    sums.push_back(static_cast<double>(r.tokens));
+  }
   pipe.finish_all();
   for (auto& row : out_handle_) std::fill(row.begin(), row.end(), -1);
-  double sums[2] = {r.sum, static_cast<double>(r.tokens)};
-  world_sum(sums, 2);
-  return sums[0] / sums[1];
+  world_sum(sums.data(), static_cast<int>(sums.size()));
+  double weighted = 0, weights = 0;
+  for (size_t i = 0; i < valid_.size(); ++i) {
+    result.per_set.push_back(sums[2 * i] / sums[2 * i + 1]);
+    weighted += valid_[i].probability * result.per_set.back();
+    weights += valid_[i].probability;
+  }
+  result.overall = weights > 0 ? weighted / weights : result.per_set.front();
+  return result;
+}
+
+// The validation losses: overall, and per language (the mean over the sets of one language)
+// when there are several sets.
+void Trainer::log_validation(int64_t step, const Validation& v) {
+  nlohmann::ordered_json by_language = nlohmann::ordered_json::object();
+  std::vector<int> sets;  // per entry of by_language
+  for (size_t i = 0; i < valid_.size(); ++i) {
+    const std::string& lang = valid_[i].language.empty() ? valid_[i].name : valid_[i].language;
+    if (!by_language.contains(lang)) {
+      by_language[lang] = 0.0;
+      sets.push_back(0);
+    }
+    size_t at = 0;
+    for (auto it = by_language.begin(); it.key() != lang; ++it) ++at;
+    by_language[lang] = by_language[lang].get<double>() + v.per_set[i];
+    ++sets[at];
+  }
+  char text[64];
+  std::snprintf(text, sizeof text, "%.4f", v.overall);
+  std::string line = "step " + std::to_string(step) + " | validation loss " + text;
+  nlohmann::ordered_json j{{"step", step}, {"val_loss", v.overall}};
+  if (valid_.size() > 1) {
+    line += " |";
+    size_t at = 0;
+    for (auto it = by_language.begin(); it != by_language.end(); ++it, ++at) {
+      it.value() = it.value().get<double>() / sets[at];
+      std::snprintf(text, sizeof text, " %s %.4f", it.key().c_str(), it.value().get<double>());
+      line += text;
+    }
+    j["val_loss_by_language"] = by_language;
+  }
+  log_info("%s", line.c_str());
+  metrics_ << j.dump() << "\n" << std::flush;
 }
 
 void Trainer::log_step(int64_t step, const StepResult& r) {
@@ -371,8 +459,7 @@ StepResult Trainer::run() {
              (long long)cfg_.train.global_batch, (long long)m.seq_len, (long long)micro_per_step_,
              (long long)cfg_.train.micro_batch);
     log_info("memory (rank 0): %s", arena_summary().c_str());
-    log_info("train data: %lld tokens, %lld windows", (long long)train_shards_->total_tokens(),
-             (long long)train_loader_->num_windows());
+    report_mixture();
   }
   StepResult last;
   const CheckpointConfig& ck = cfg_.checkpoint;
@@ -390,12 +477,9 @@ StepResult Trainer::run() {
     const bool stop = (last.control[0] > 0 || step + 1 == cfg_.train.stop_at) && !last_step;
 
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;
-    if (valid_shards_ && !stop && (eval_due || last_step)) {
-      const double v = evaluate();
-      if (rank_ == 0) {
-        log_info("step %5lld | validation loss %.4f", static_cast<long long>(step + 1), v);
-        metrics_ << "{\"step\": " << step + 1 << ", \"val_loss\": " << v << "}\n" << std::flush;
-      }
+    if (!valid_.empty() && !stop && (eval_due || last_step)) {
+      const Validation v = evaluate();
+      if (rank_ == 0) log_validation(step + 1, v);
     }
     const bool due = ck.every > 0 && ((step + 1) % ck.every == 0 || last_step);
     if (due || stop) save_checkpoint(step + 1, ck.async && !stop && !last_step);

@@ -2,15 +2,18 @@
 // runs the step loop. train_step() reads top to bottom as one training step (see DESIGN.md,
 // "One training step"); the same code runs one process or any tp x pp x dp layout.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "checkpoints/background.h"
 #include "checkpoints/checkpoint.h"
 #include "data/loader.h"
+#include "data/mixture.h"
 #include "data/shard.h"
 #include "launch/config.h"
 #include "model/instance.h"
@@ -51,8 +54,15 @@ class Trainer {
   bool stopped() const { return stopped_; }
   int64_t start_step() const { return start_step_; }
   StepResult train_step(int64_t step);
-  // Mean validation loss per token over train.eval_batches micro-batches (fixed windows).
-  double evaluate();
+  // Mean validation loss per token over train.eval_batches micro-batches (fixed windows) of
+  // every held-out set: per set, and overall (weighted by the sets' sampling probabilities).
+  struct Validation {
+    double overall = NAN;
+    std::vector<double> per_set;  // in the order of the sources that have a valid set
+  };
+  Validation evaluate();
+  void report_mixture();
+  void log_validation(int64_t step, const Validation& v);
 
   ModelInstance& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }
@@ -108,8 +118,13 @@ class Trainer {
   std::unique_ptr<ModelInstance> model_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Arena> state_, io_;
-  std::unique_ptr<data::ShardSet> train_shards_, valid_shards_;
-  std::unique_ptr<data::Loader> train_loader_;
+  std::unique_ptr<data::Mixture> mixture_;  // the training sources and the sample order
+  struct ValidSet {
+    std::string name, language;
+    double probability = 0;  // of its source in the training mixture
+    std::unique_ptr<data::ShardSet> shards;
+  };
+  std::vector<ValidSet> valid_;
   // Host staging of one step's tokens and device copies: (micro, B, T) i32 each.
   std::vector<int32_t> host_inputs_, host_targets_;
   Tensor inputs_, targets_, losses_, norm_scratch_;
