@@ -1,7 +1,6 @@
 // contamination_check: the scan of a prepared directory behind `tessera contamination`.
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <exception>
 #include <filesystem>
 #include <fstream>
