@@ -26,7 +26,7 @@ for l in "1 1 1 25" "1 1 2 0.25" "1 1 2 1000" "2 1 1 25" "1 2 1 25" "1 1 4 0.25"
   dir="$WORK/run_$tp$pp${dp}_$bucket"
   launch=()
   [ "$np" -gt 1 ] && launch=(mpirun --oversubscribe -np "$np")
-  "${launch[@]}" "$TESSERA" train examples/tiny.toml --set data.train="$WORK/tr" --set data.valid= \
+  "${launch[@]}" "$TESSERA" train examples/tiny.toml --set data.sources=[] --set data.tokenizer=byte --set data.train="$WORK/tr" --set data.valid= \
     --set log.dir="$dir" --set log.every=1 --set train.steps="$STEPS" --set train.micro_batch=4 \
     --set train.global_batch=16 --set train.eval_every=0 --set parallel.tp="$tp" \
     --set parallel.pp="$pp" --set parallel.dp="$dp" --set parallel.bucket_mb="$bucket" >"$dir.log" 2>&1 || { tail -3 "$dir.log"; exit 1; }

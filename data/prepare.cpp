@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "data/contamination.h"
 #include "data/tokenizer.h"
 #include "runtime/error.h"
 
@@ -124,7 +125,7 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 }
 
 // Tokenizes one unit into <out>/.units/unit_NNNNNN: shards, docs.bin, stats.json (last).
-void run_unit(const PreparePlan& plan, const Tokenizer& tokenizer, size_t u) {
+void run_unit(const PreparePlan& plan, const Tokenizer& tokenizer, const NgramIndex* exclude, size_t u) {
   const PrepareOptions& o = plan.options;
   const std::string dir = unit_dir(o.out, u);
   std::error_code ec;
@@ -155,6 +156,10 @@ void run_unit(const PreparePlan& plan, const Tokenizer& tokenizer, size_t u) {
     const uint32_t lang = language_index(doc.language.empty() ? default_language : doc.language);
     PrepareCounts& c = counts[lang];
     c.invalid_utf8_repaired += doc.repaired;
+    if (exclude && exclude->matches(doc.text)) {
+      ++c.contaminated_removed;
+      continue;
+    }
     tokens = tokenizer.encode(doc.text);
     tokens.push_back(tokenizer.eod_id());
     writer.append_document(tokens.data(), tokens.size());
@@ -222,6 +227,10 @@ PreparePlan prepare_plan(const PrepareOptions& options, bool clean) {
   plan.options = options;
   // Expanded (and checked) before anything is written: a typo leaves no output behind.
   plan.units = plan_ranges(expand_inputs(options.inputs, "prepare"), options.unit_bytes);
+  if (!options.exclude_ngrams_from.empty()) {
+    if (options.exclude_n < 1) throw UserError("prepare: --exclude-n must be at least 1");
+    expand_inputs(options.exclude_ngrams_from, "prepare --exclude-ngrams-from");
+  }
   if (holds_shards(options.out))
     throw UserError("prepare: output directory " + options.out +
                     " already holds shards (choose a new directory or remove them)");
@@ -238,6 +247,11 @@ PreparePlan prepare_plan(const PrepareOptions& options, bool clean) {
 
 void prepare_units(const PreparePlan& plan, int rank, int size) {
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(plan.options.tokenizer);
+  std::unique_ptr<NgramIndex> exclude;
+  if (!plan.options.exclude_ngrams_from.empty())
+    exclude = std::make_unique<NgramIndex>(NgramIndex::from_files(
+        plan.options.exclude_ngrams_from, plan.options.exclude_n, plan.options.documents,
+        "prepare --exclude-ngrams-from"));
   std::atomic<size_t> next{static_cast<size_t>(rank)};
   std::mutex error_mutex;
   std::exception_ptr error;
@@ -251,7 +265,7 @@ void prepare_units(const PreparePlan& plan, int rank, int size) {
           std::lock_guard<std::mutex> lock(error_mutex);
           if (error) return;
         }
-        run_unit(plan, *tokenizer, u);
+        run_unit(plan, *tokenizer, exclude.get(), u);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);

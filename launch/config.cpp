@@ -138,7 +138,7 @@ void assign(const Field& f, const toml::node& v, const std::string& where) {
 // [[data.sources]]: an array of tables, each a corpus of the training mixture.
 void assign_sources(DataConfig& data, const toml::node& node, const std::string& where) {
   const toml::array* array = node.as_array();
-  if (!array || !array->is_array_of_tables())
+  if (!array || (!array->empty() && !array->is_array_of_tables()))
     throw UserError(where + ": data.sources must be an array of tables ([[data.sources]] with name, "
                             "language, path, valid, weight)");
   const std::vector<std::string> keys = {"name", "language", "path", "valid", "weight"};

@@ -282,6 +282,36 @@ TEST(DataPrepare, ExactDuplicatesAreRemovedFirstOccurrenceKept) {
   EXPECT_EQ(prepare(keep).total.documents, 6u);
 }
 
+TEST(DataPrepare, DocumentsSharingAnEvaluationNgramAreExcluded) {
+  const std::string root = fresh_dir("exclude");
+  const std::string eval = "the quick brown fox jumps over the lazy dog near the river bank today";
+  write_file(root + "/eval.txt", eval + "\n");
+  write_file(root + "/train.txt",
+             "clean document one\n%\n"
+             "Copied: THE QUICK, brown fox jumps over the lazy dog near the river bank! and more\n%\n"
+             "almost: quick brown fox jumps over the lazy dog near the river bank\n%\n"
+             "clean document two\n%\n");
+  PrepareOptions options;
+  options.inputs = {root + "/train.txt"};
+  options.out = root + "/out";
+  options.exclude_ngrams_from = {root + "/eval.txt"};
+  options.exclude_n = 13;
+  const PrepareStats stats = prepare(options);
+  EXPECT_EQ(prepared_documents(options.out),
+            (std::vector<std::string>{"clean document one", "almost: quick brown fox jumps over the lazy dog near the river bank",
+                                      "clean document two"}));
+  EXPECT_EQ(stats.total.contaminated_removed, 1u);
+  EXPECT_EQ(read_json(options.out + "/stats.json")["contaminated_removed"], 1);
+  options.out = root + "/out12";
+  options.exclude_n = 12;  // the near miss shares 12 words in a row
+  EXPECT_EQ(prepare(options).total.contaminated_removed, 2u);
+  options.out = root + "/missing";
+  options.exclude_ngrams_from = {root + "/no-such-eval.txt"};
+  const std::string message = user_error_of([&] { prepare(options); });
+  EXPECT_NE(message.find("no-such-eval.txt"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(options.out));
+}
+
 TEST(DataPrepare, OutputHoldingShardsIsRefusedAndStaleUnitsAreCleared) {
   const std::string root = fresh_dir("refuse");
   write_file(root + "/a.txt", "x\n%\ny\n%\n");
