@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -209,7 +210,8 @@ void check_train_options(const SentencePieceTrainOptions& options) {
     if (!std::ifstream(input, std::ios::binary))
       throw UserError("tokenizer train: cannot read input " + input + ": " + std::strerror(errno));
   }
-  if (options.vocab_size <= 0) throw UserError("tokenizer train: the vocabulary size must be positive");
+  if (options.vocab_size <= 0)
+    throw UserError("tokenizer train: the vocabulary size must be positive");
   if (!(options.character_coverage > 0 && options.character_coverage <= 1))
     throw UserError("tokenizer train: the character coverage must be in (0, 1]");
   // SentencePiece refuses samples of 100 sentences or fewer.
@@ -225,7 +227,8 @@ void check_train_options(const SentencePieceTrainOptions& options) {
 void write_file_atomically(const std::string& path, std::string_view content) {
   const std::string temp_path = path + ".tmp";
   std::FILE* file = std::fopen(temp_path.c_str(), "wb");
-  bool ok = file != nullptr && std::fwrite(content.data(), 1, content.size(), file) == content.size();
+  bool ok =
+      file != nullptr && std::fwrite(content.data(), 1, content.size(), file) == content.size();
   if (file != nullptr) ok = std::fclose(file) == 0 && ok;
   if (!ok || std::rename(temp_path.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
@@ -239,7 +242,8 @@ void write_file_atomically(const std::string& path, std::string_view content) {
 std::unique_ptr<Tokenizer> sentencepiece_tokenizer_load(const std::string& path) {
   const std::string prefix = "tokenizer \"sentencepiece:" + path + "\": ";
   std::error_code ec;
-  if (fs::is_directory(path, ec)) throw UserError(prefix + path + " is a directory, not a model file");
+  if (fs::is_directory(path, ec))
+    throw UserError(prefix + path + " is a directory, not a model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(prefix + "cannot read " + path + ": " + std::strerror(errno));
   const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -262,12 +266,14 @@ SentencePieceTrainStats sentencepiece_train(const SentencePieceTrainOptions& opt
   const int threads = options.threads > 0
                           ? options.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  std::ostringstream coverage;
-  coverage << options.character_coverage;
+  char coverage[32];  // shortest text that reads back as the same double
+  const std::string_view coverage_text(
+      coverage,
+      std::to_chars(coverage, coverage + sizeof coverage, options.character_coverage).ptr);
   const std::unordered_map<std::string, std::string> spec = {
       {"model_type", options.type == SentencePieceModelType::bpe ? "bpe" : "unigram"},
       {"vocab_size", std::to_string(options.vocab_size)},
-      {"character_coverage", coverage.str()},
+      {"character_coverage", std::string(coverage_text)},
       // Characters outside the coverage become their UTF-8 bytes instead of <unk>, so every
       // text survives encode/decode.
       {"byte_fallback", "true"},
@@ -304,7 +310,12 @@ SentencePieceTrainStats sentencepiece_train(const SentencePieceTrainOptions& opt
       sentencepiece::SentencePieceTrainer::Train(spec, &sentences, &model);
   if (!sentences.status().ok())
     throw UserError("tokenizer train: " + status_text(sentences.status()));
-  if (!status.ok()) throw UserError("tokenizer train: " + status_text(status));
+  if (!status.ok()) {
+    std::string text = status_text(status);  // name our flag, not spm_train's
+    if (const size_t at = text.find("--character_coverage option"); at != std::string::npos)
+      text.replace(at, 27, "--character-coverage");
+    throw UserError("tokenizer train: " + text);
+  }
 
   sentencepiece::SentencePieceProcessor processor;
   const sentencepiece::util::Status loaded = processor.LoadFromSerializedProto(model);

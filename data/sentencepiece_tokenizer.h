@@ -40,7 +40,7 @@ struct SentencePieceTrainOptions {
 struct SentencePieceTrainStats {
   uint64_t sentences_read = 0;      // non-empty lines seen in the inputs
   uint64_t sentences_too_long = 0;  // lines left out for their length (not in sentences_read)
-  uint64_t sentences_used = 0;  // those the trainer kept (at most max_sentences)
+  uint64_t sentences_used = 0;      // those the trainer kept (at most max_sentences)
   int32_t vocab_size = 0;
   std::string model_path, vocab_path;
 };

@@ -1,14 +1,14 @@
 // `tessera tokenizer`: train a SentencePiece model; encode text lines to JSON id arrays and
 // decode them back, with any tokenizer spec (docs/tokenizers.md).
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,20 +38,16 @@ constexpr size_t kIoChunk = 1 << 20;
   throw UserError("tokenizer " + what + "; " + usage);
 }
 
-// "--flag value" or "--flag=value"; flags listed in `multi` take every following argument up
-// to the next flag. Returns flag -> values; "--help" prints `usage` and returns nothing.
+// "--flag value" or "--flag=value"; the flag named `multi` takes every following argument up
+// to the next flag and may be repeated; other flags keep their last value.
 struct Flags {
-  bool help = false;
-  std::vector<std::pair<std::string, std::vector<std::string>>> values;
+  bool help = false;  // -h or --help: nothing else parsed
+  std::map<std::string, std::vector<std::string>> values;
 
-  const std::vector<std::string>* find(std::string_view flag) const {
-    for (const auto& [name, v] : values)
-      if (name == flag) return &v;
-    return nullptr;
-  }
-  std::string one(std::string_view flag) const {
-    const std::vector<std::string>* v = find(flag);
-    return v == nullptr ? std::string() : v->back();
+  bool has(const std::string& flag) const { return values.count(flag) > 0; }
+  std::string one(const std::string& flag) const {
+    const auto it = values.find(flag);
+    return it == values.end() ? std::string() : it->second.back();
   }
 };
 
@@ -84,7 +80,9 @@ Flags parse_flags(int argc, char** argv, const std::string& command,
     }
     if (values.empty() || values.back().empty())
       usage_error(command + ": " + flag + " needs a non-empty value", usage);
-    flags.values.emplace_back(flag, std::move(values));
+    std::vector<std::string>& kept = flags.values[flag];
+    if (flag != multi) kept.clear();
+    kept.insert(kept.end(), values.begin(), values.end());
   }
   return flags;
 }
@@ -112,32 +110,33 @@ int tokenizer_train(int argc, char** argv) {
     return 0;
   }
   data::SentencePieceTrainOptions options;
-  if (const auto* inputs = flags.find("--input")) options.inputs = *inputs;
+  if (flags.has("--input")) options.inputs = flags.values.at("--input");
   if (options.inputs.empty()) usage_error("train: missing --input", kTrainUsage);
-  if (!flags.find("--vocab-size")) usage_error("train: missing --vocab-size", kTrainUsage);
-  options.vocab_size = parse_train_number<int32_t>(flags, "--vocab-size", 0, true, 1 << 30,
-                                                   "a positive integer");
+  if (!flags.has("--vocab-size")) usage_error("train: missing --vocab-size", kTrainUsage);
+  options.vocab_size =
+      parse_train_number<int32_t>(flags, "--vocab-size", 0, true, 1 << 30, "a positive integer");
   const std::string type = flags.one("--type");
   if (type == "bpe") {
     options.type = data::SentencePieceModelType::bpe;
   } else if (type == "unigram") {
     options.type = data::SentencePieceModelType::unigram;
   } else {
-    usage_error(type.empty() ? "train: missing --type" : "train: --type is bpe or unigram, got \"" + type + "\"",
+    usage_error(type.empty() ? "train: missing --type"
+                             : "train: --type is bpe or unigram, got \"" + type + "\"",
                 kTrainUsage);
   }
   options.out = flags.one("--out");
   if (options.out.empty()) usage_error("train: missing --out", kTrainUsage);
-  if (flags.find("--character-coverage"))
-    options.character_coverage = parse_train_number<double>(
-        flags, "--character-coverage", 0.0, true, 1.0, "a number in (0, 1]");
+  if (flags.has("--character-coverage"))
+    options.character_coverage = parse_train_number<double>(flags, "--character-coverage", 0.0,
+                                                            true, 1.0, "a number in (0, 1]");
   // SentencePiece refuses samples of 100 sentences or fewer.
-  if (flags.find("--max-sentences"))
+  if (flags.has("--max-sentences"))
     options.max_sentences = parse_train_number<uint64_t>(flags, "--max-sentences", 100, true,
                                                          uint64_t{1} << 40, "an integer above 100");
-  if (flags.find("--threads"))
-    options.threads = parse_train_number<int>(flags, "--threads", 0, true, 1024,
-                                              "a positive integer");
+  if (flags.has("--threads"))
+    options.threads =
+        parse_train_number<int>(flags, "--threads", 0, true, 1024, "a positive integer");
 
   const auto start = std::chrono::steady_clock::now();
   const data::SentencePieceTrainStats stats = data::sentencepiece_train(options);
@@ -180,7 +179,8 @@ class StdinLines {
       const size_t got = std::fread(buffer_.data() + kept, 1, kIoChunk, stdin);
       buffer_.resize(kept + got);
       if (got == 0) {
-        if (std::ferror(stdin)) throw UserError("tokenizer: cannot read stdin: " + std::string(std::strerror(errno)));
+        if (std::ferror(stdin))
+          throw UserError("tokenizer: cannot read stdin: " + std::string(std::strerror(errno)));
         at_end_ = true;
       }
     }
@@ -200,7 +200,8 @@ class StdoutBuffer {
     if (text_.size() >= kIoChunk) flush();
   }
   void flush() {
-    if (std::fwrite(text_.data(), 1, text_.size(), stdout) != text_.size() || std::fflush(stdout) != 0)
+    if (std::fwrite(text_.data(), 1, text_.size(), stdout) != text_.size() ||
+        std::fflush(stdout) != 0)
       throw UserError("tokenizer: cannot write stdout: " + std::string(std::strerror(errno)));
     text_.clear();
   }
@@ -209,23 +210,22 @@ class StdoutBuffer {
   std::string text_;
 };
 
+// The tokenizer that --tokenizer names; nullptr after printing the usage for --help.
 std::unique_ptr<data::Tokenizer> tokenizer_from_flags(int argc, char** argv,
                                                       const std::string& command,
-                                                      const char* usage, bool& help) {
+                                                      const char* usage) {
   const Flags flags = parse_flags(argc, argv, command, {"--tokenizer"}, "", usage);
-  help = flags.help;
-  if (help) return nullptr;
-  if (!flags.find("--tokenizer")) usage_error(command + ": missing --tokenizer", usage);
+  if (flags.help) {
+    std::printf("%s\n", usage);
+    return nullptr;
+  }
+  if (!flags.has("--tokenizer")) usage_error(command + ": missing --tokenizer", usage);
   return data::tokenizer_create(flags.one("--tokenizer"));
 }
 
 int tokenizer_encode(int argc, char** argv) {
-  bool help = false;
-  const auto tokenizer = tokenizer_from_flags(argc, argv, "encode", kEncodeUsage, help);
-  if (help) {
-    std::printf("%s\n", kEncodeUsage);
-    return 0;
-  }
+  const auto tokenizer = tokenizer_from_flags(argc, argv, "encode", kEncodeUsage);
+  if (!tokenizer) return 0;
   StdinLines lines;
   StdoutBuffer out;
   std::string clean;
@@ -248,12 +248,8 @@ int tokenizer_encode(int argc, char** argv) {
 }
 
 int tokenizer_decode(int argc, char** argv) {
-  bool help = false;
-  const auto tokenizer = tokenizer_from_flags(argc, argv, "decode", kDecodeUsage, help);
-  if (help) {
-    std::printf("%s\n", kDecodeUsage);
-    return 0;
-  }
+  const auto tokenizer = tokenizer_from_flags(argc, argv, "decode", kDecodeUsage);
+  if (!tokenizer) return 0;
   const int64_t vocab = tokenizer->vocab_size();
   StdinLines lines;
   StdoutBuffer out;

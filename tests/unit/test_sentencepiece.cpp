@@ -51,13 +51,13 @@ std::string user_error_of(F&& f) {
 // with repeated words (enough for a few hundred pieces), in the fortune format.
 std::vector<std::string> multilingual_lines() {
   const std::vector<std::string> subjects = {
-      "The quick brown fox", "A lazy dog",   "Мой дядя",   "Старый кот",  "我们的老师",
-      "这只小猫",            "Der alte Mann", "Ein kleines Kind", "The weather 🌧️", "Счастье 😊"};
+      "The quick brown fox", "A lazy dog", "Мой дядя",      "Старый кот",
+      "我们的老师",          "这只小猫",   "Der alte Mann", "Ein kleines Kind",
+      "The weather 🌧️", "Счастье 😊"};
   const std::vector<std::string> verbs = {"jumps over", "reads", "читает", "любит",
                                           "喜欢",       "看见",  "sieht",  "isst"};
-  const std::vector<std::string> objects = {"the fence.", "a long book.", "книгу.", "молоко.",
-                                            "中文书。",   "大山和河流。", "den Apfel.",
-                                            "🍎 and 🍐!"};
+  const std::vector<std::string> objects = {"the fence.", "a long book.", "книгу.",     "молоко.",
+                                            "中文书。",   "大山和河流。", "den Apfel.", "🍎 and 🍐!"};
   std::vector<std::string> lines;
   for (const std::string& s : subjects)
     for (const std::string& v : verbs)
@@ -111,7 +111,8 @@ TEST_F(SentencePieceTest, TrainingWritesModelAndVocab) {
   EXPECT_EQ(stats_->model_path, model_path());
   std::istringstream vocab(read_file(*dir_ + "/tiny.vocab"));
   std::vector<std::string> pieces;
-  for (std::string line; std::getline(vocab, line);) pieces.push_back(line.substr(0, line.find('\t')));
+  for (std::string line; std::getline(vocab, line);)
+    pieces.push_back(line.substr(0, line.find('\t')));
   ASSERT_EQ(pieces.size(), 350u);
   EXPECT_EQ(pieces[0], "<unk>");
   EXPECT_EQ(pieces[1], "<s>");
@@ -215,8 +216,8 @@ TEST_F(SentencePieceTest, BpeTrainsAndRoundTrips) {
   const auto tokenizer = sentencepiece_tokenizer_load(*dir_ + "/bpe.model");
   EXPECT_EQ(tokenizer->vocab_size(), 350);
   EXPECT_EQ(tokenizer->eod_id(), 2);
-  for (const std::string& text : {std::string("Der alte Mann isst 🍎 and 🍐!"),
-                                  std::string("这只小猫喜欢\xE9\xBE\x98")}) {
+  for (const std::string& text :
+       {std::string("Der alte Mann isst 🍎 and 🍐!"), std::string("这只小猫喜欢\xE9\xBE\x98")}) {
     const std::vector<int32_t> ids = tokenizer->encode(text);
     EXPECT_EQ(tokenizer->decode(ids.data(), ids.size()), text);
   }
