@@ -15,7 +15,8 @@ void print_usage() {
   std::puts(
       "usage: tessera <command> [args]\n"
       "  train CONFIG.toml [--set section.key=value ...]   pretrain a model\n"
-      "  prepare --tokenizer SPEC --input PATH... --out DIR  tokenize a corpus into shards\n"
+      "  prepare --tokenizer SPEC --input PATH... --out DIR [--language CODE] [--dedup] ...\n"
+      "                                                    tokenize a corpus into shards (mpirun: in parallel)\n"
       "  eval --model WEIGHTS.h5|CKPT --tokens DIR         loss per token on prepared shards\n"
       "  eval --model WEIGHTS.h5|CKPT --ids FILE.json [--logits OUT.npy]\n"
       "                                                    loss (and logits) on given token ids\n"
@@ -25,7 +26,7 @@ void print_usage() {
       "  import HF_DIR --out CHECKPOINT_DIR [--config C]   a Hugging Face GPT-2 as a checkpoint\n"
       "  tokenizer train --input FILE... --vocab-size N --type bpe|unigram --out PATH\n"
       "  tokenizer encode|decode --tokenizer SPEC          text lines <-> JSON id arrays (stdin)\n"
-      "  contamination --train DIR --eval FILE... [--n 13] [--json]\n"
+      "  contamination --train DIR --eval FILE... [--n 13] [--top K] [--json] [--threads N]\n"
       "                                                    eval documents sharing n-grams with training\n"
       "  version                                           print version and build");
 }
