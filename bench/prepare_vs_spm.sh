@@ -14,10 +14,10 @@ set -euo pipefail
 TESSERA=$(realpath "${1:-build/tessera}")
 SRC=$(realpath "$(dirname "$0")/..")
 WORK=$SRC/runs/bench_prepare
+MODEL=${2:+$(realpath "$2")}
 mkdir -p "$WORK"
 cd "$WORK"
 "$SRC/scripts/build-fortune-corpus" corpus >/dev/null
-MODEL=${2:-}
 if [ -z "$MODEL" ]; then
   MODEL=$WORK/sp.model
   [ -f "$MODEL" ] || "$TESSERA" tokenizer train --input corpus/train/*.txt --vocab-size 8000 \
