@@ -1,11 +1,457 @@
+// encode() follows the tokenizers library's Tokenizer::encode(text, add_special_tokens=false)
+// stage by stage:
+//   1. added tokens with normalized=false are cut out of the raw text,
+//   2. each remaining piece is normalized, then added tokens with normalized=true are cut out,
+//   3. the pre-tokenizer steps split what is left into words,
+//   4. the BPE model turns each word's bytes into ids.
+// The byte-level mapping (bytes shown as printable characters) never materialises: the BPE
+// model works on raw bytes and decode() maps every token back to bytes once, at load time.
 #include "data/hf_tokenizer.h"
 
+#include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
+#include <unicode/stringpiece.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "data/hf_added_tokens.h"
+#include "data/hf_bpe.h"
+#include "data/hf_regex.h"
 #include "runtime/error.h"
 
 namespace tessera::data {
+namespace {
+
+using nlohmann::json;
+
+// The pattern the library's ByteLevel pre-tokenizer uses when use_regex is true.
+constexpr const char* kByteLevelPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// End-of-text tokens by the names the usual families give them, in order of preference.
+constexpr const char* kEodNames[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
+
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+
+// One pre-tokenizer step: a Split, or the ByteLevel step (always last; its byte mapping is the
+// BPE model's business, so here it only adds the prefix space and splits with its regex).
+struct PreTokenizerStep {
+  std::unique_ptr<HfRegex> regex;  // null: ByteLevel without use_regex
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  bool invert = false;
+  bool add_prefix_space = false;
+};
+
+// Unicode normalizers applied in order (a "Sequence" of NFC/NFD/NFKC/NFKD, or one of them).
+class Normalizer {
+ public:
+  void add(const icu::Normalizer2* form) { forms_.push_back(form); }
+  bool empty() const { return forms_.empty(); }
+
+  // `text` itself when already normalized, else a view of `buffer` holding its normal form.
+  std::string_view apply(std::string_view text, std::string& buffer) const {
+    // ASCII is invariant under every normalization form.
+    if (forms_.empty() || std::all_of(text.begin(), text.end(), [](char c) { return c >= 0; }))
+      return text;
+    std::string_view current = text;
+    for (const icu::Normalizer2* form : forms_) {
+      UErrorCode status = U_ZERO_ERROR;
+      const icu::StringPiece piece(current.data(), static_cast<int32_t>(current.size()));
+      if (form->isNormalizedUTF8(piece, status) && U_SUCCESS(status)) continue;
+      std::string next;
+      icu::StringByteSink<std::string> sink(&next);
+      status = U_ZERO_ERROR;
+      form->normalizeUTF8(0, piece, sink, nullptr, status);
+      TS_ASSERT(U_SUCCESS(status), std::string("ICU normalization failed: ") + u_errorName(status));
+      buffer = std::move(next);
+      current = buffer;
+    }
+    return current;
+  }
+
+ private:
+  std::vector<const icu::Normalizer2*> forms_;
+};
+
+class HfTokenizer final : public Tokenizer {
+ public:
+  HfTokenizer(std::string path, const json& root);
+
+  std::vector<int32_t> encode(std::string_view text) const override {
+    thread_local std::string repaired;
+    utf8_repair(text, repaired);
+    std::vector<int32_t> ids;
+    ids.reserve(repaired.size() / 3 + 1);
+    raw_tokens_.split(repaired, [&](std::string_view piece, int32_t token) {
+      if (token >= 0) {
+        ids.push_back(token);
+        return;
+      }
+      std::string buffer;
+      const std::string_view normalized = normalizer_.apply(piece, buffer);
+      normalized_tokens_.split(normalized, [&](std::string_view inner, int32_t inner_token) {
+        if (inner_token >= 0) {
+          ids.push_back(inner_token);
+        } else {
+          pre_tokenize(inner, 0, ids);
+        }
+      });
+    });
+    return ids;
+  }
+
+  std::string decode(const int32_t* ids, size_t count) const override {
+    std::string text;
+    for (size_t i = 0; i < count; ++i) {
+      TS_ASSERT(ids[i] >= 0 && ids[i] < vocab_size(), "hf tokenizer: id out of range");
+      if (ids[i] != eod_id_) text.append(token_bytes_[ids[i]]);
+    }
+    return text;
+  }
+
+  int32_t vocab_size() const override { return static_cast<int32_t>(token_bytes_.size()); }
+  int32_t eod_id() const override { return eod_id_; }
+  std::string name() const override { return "hf:" + path_; }
+
+ private:
+  void parse_normalizer(const json& node);
+  void parse_pre_tokenizer(const json& node);
+  void add_step(const json& node, bool last);
+  void pre_tokenize(std::string_view text, size_t step, std::vector<int32_t>& ids) const;
+  std::string error_prefix() const { return "tokenizer \"hf:" + path_ + "\": "; }
+
+  std::string path_;
+  Normalizer normalizer_;
+  std::vector<PreTokenizerStep> steps_;
+  std::unique_ptr<HfBpe> bpe_;
+  HfAddedTokens raw_tokens_;              // normalized=false: matched in the raw text
+  HfAddedTokens normalized_tokens_;       // normalized=true: matched in the normalized text
+  std::vector<std::string> token_bytes_;  // id -> what the ByteLevel decoder gives for it
+  int32_t eod_id_ = -1;
+};
+
+std::string type_of(const json& node) {
+  if (!node.is_object() || !node.contains("type") || !node["type"].is_string()) return "";
+  return node["type"].get<std::string>();
+}
+
+bool flag(const json& node, const char* key, bool fallback) {
+  if (!node.contains(key) || node[key].is_null()) return fallback;
+  return node[key].get<bool>();
+}
+
+HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(path)) {
+  const std::string prefix = error_prefix();
+  if (!root.is_object()) throw UserError(prefix + "the top level is not a JSON object");
+  const json& model = root.contains("model") ? root["model"] : json();
+  const std::string model_type = type_of(model);
+  if (!model.is_object() || !model.contains("vocab") || !model.contains("merges"))
+    throw UserError(prefix + "no BPE model (model.vocab and model.merges) in the file");
+  if (!model_type.empty() && model_type != "BPE")
+    throw UserError(prefix + "model type \"" + model_type + "\" is not supported (only BPE)");
+  if (flag(model, "byte_fallback", false))
+    throw UserError(prefix + "BPE byte_fallback is not supported (byte-level BPE only)");
+  if (model.contains("dropout") && !model["dropout"].is_null() &&
+      model["dropout"].get<double>() != 0.0)
+    throw UserError(prefix + "BPE dropout is not supported (encoding would be random)");
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
+      throw UserError(prefix + "BPE " + key + " is not supported");
+  }
+
+  parse_normalizer(root.contains("normalizer") ? root["normalizer"] : json());
+  parse_pre_tokenizer(root.contains("pre_tokenizer") ? root["pre_tokenizer"] : json());
+  const json& decoder = root.contains("decoder") ? root["decoder"] : json();
+  if (type_of(decoder) != "ByteLevel")
+    throw UserError(prefix + "decoder \"" + (decoder.is_null() ? "null" : type_of(decoder)) +
+                    "\" is not supported (only ByteLevel)");
+
+  HfBpeConfig config;
+  int32_t max_id = -1;
+  for (const auto& [token, id] : model["vocab"].items()) {
+    config.vocab.emplace_back(token, id.get<int32_t>());
+    if (config.vocab.back().second < 0)
+      throw UserError(prefix + "negative id for \"" + token + "\"");
+    max_id = std::max(max_id, config.vocab.back().second);
+  }
+  for (const json& merge : model["merges"]) {
+    if (merge.is_array() && merge.size() == 2) {
+      config.merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
+      continue;
+    }
+    const std::string line = merge.get<std::string>();
+    if (line.starts_with("#version")) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+      throw UserError(prefix + "merge \"" + line + "\" is not two tokens separated by a space");
+    config.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  if (model.contains("unk_token") && !model["unk_token"].is_null())
+    config.unk_token = model["unk_token"].get<std::string>();
+  config.fuse_unk = flag(model, "fuse_unk", false);
+  config.ignore_merges = flag(model, "ignore_merges", false);
+  bpe_ = std::make_unique<HfBpe>(config, prefix.substr(0, prefix.size() - 2));
+
+  // Added tokens get their ids the way the library assigns them on loading: the vocab's id
+  // when the content is in the vocab, else the next id after the vocab's entry count.
+  std::unordered_map<std::string, int32_t> vocab_ids(config.vocab.begin(), config.vocab.end());
+  std::unordered_map<std::string, int32_t> added_ids;
+  std::map<int32_t, HfAddedToken> added;  // id -> token, the last definition winning
+  int32_t next_id = static_cast<int32_t>(config.vocab.size());
+  const json& added_tokens = root.contains("added_tokens") ? root["added_tokens"] : json::array();
+  for (const json& entry : added_tokens) {
+    HfAddedToken token;
+    token.content = entry.at("content").get<std::string>();
+    token.single_word = flag(entry, "single_word", false);
+    token.lstrip = flag(entry, "lstrip", false);
+    token.rstrip = flag(entry, "rstrip", false);
+    token.normalized = flag(entry, "normalized", true);
+    token.special = flag(entry, "special", false);
+    if (token.content.empty()) continue;
+    int32_t id;
+    if (auto it = added_ids.find(token.content); it != added_ids.end()) {
+      id = it->second;
+    } else if (auto jt = vocab_ids.find(token.content); jt != vocab_ids.end()) {
+      id = jt->second;
+    } else {
+      id = next_id++;
+    }
+    token.id = id;
+    added_ids[token.content] = id;
+    added[id] = token;
+    max_id = std::max(max_id, id);
+  }
+  std::vector<HfAddedToken> raw, normalized;
+  for (auto& [id, token] : added) {
+    if (token.normalized) {
+      std::string buffer;
+      token.match = std::string(normalizer_.apply(token.content, buffer));
+      normalized.push_back(token);
+    } else {
+      token.match = token.content;
+      raw.push_back(token);
+    }
+  }
+  raw_tokens_ = HfAddedTokens(raw);
+  normalized_tokens_ = HfAddedTokens(normalized);
+
+  token_bytes_.assign(max_id + 1, std::string());
+  const auto decoded = [](const std::string& token) {
+    std::string bytes;
+    return hf_token_bytes(token, bytes) ? bytes : token;  // the ByteLevel decoder's fallback
+  };
+  for (const auto& [token, id] : config.vocab) token_bytes_[id] = decoded(token);
+  for (const auto& [id, token] : added) token_bytes_[id] = decoded(token.match);
+
+  for (const char* name : kEodNames) {
+    for (const auto& [id, token] : added) {
+      if (token.special && token.content == name) {
+        eod_id_ = id;
+        break;
+      }
+    }
+    if (eod_id_ >= 0) break;
+  }
+  if (eod_id_ < 0)
+    throw UserError(prefix +
+                    "no end-of-text token among the special added tokens (looked for "
+                    "<|endoftext|>, <|end_of_text|>, </s>, <eos>)");
+}
+
+void HfTokenizer::parse_normalizer(const json& node) {
+  if (node.is_null()) return;
+  const std::string type = type_of(node);
+  if (type == "Sequence") {
+    for (const json& inner : node.at("normalizers")) parse_normalizer(inner);
+    return;
+  }
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* form = type == "NFC"    ? icu::Normalizer2::getNFCInstance(status)
+                                 : type == "NFD"  ? icu::Normalizer2::getNFDInstance(status)
+                                 : type == "NFKC" ? icu::Normalizer2::getNFKCInstance(status)
+                                 : type == "NFKD" ? icu::Normalizer2::getNFKDInstance(status)
+                                                  : nullptr;
+  if (form == nullptr)
+    throw UserError(error_prefix() + "normalizer \"" + type +
+                    "\" is not supported (NFC, NFD, NFKC, NFKD and Sequences of them are)");
+  TS_ASSERT(U_SUCCESS(status), std::string("ICU normalizer: ") + u_errorName(status));
+  normalizer_.add(form);
+}
+
+void HfTokenizer::parse_pre_tokenizer(const json& node) {
+  const std::string type = type_of(node);
+  if (type == "ByteLevel") {
+    add_step(node, true);
+  } else if (type == "Sequence") {
+    const json& inner = node.at("pretokenizers");
+    for (size_t i = 0; i < inner.size(); ++i) add_step(inner[i], i + 1 == inner.size());
+  } else {
+    throw UserError(error_prefix() + "pre_tokenizer \"" + (node.is_null() ? "null" : type) +
+                    "\" is not supported (ByteLevel, or a Sequence of Splits ending in "
+                    "ByteLevel)");
+  }
+}
+
+void HfTokenizer::add_step(const json& node, bool last) {
+  const std::string type = type_of(node);
+  const std::string context = error_prefix() + "pre_tokenizer " + type;
+  PreTokenizerStep step;
+  if (type == "ByteLevel") {
+    if (!last) throw UserError(context + " must be the last pre-tokenizer of the Sequence");
+    step.add_prefix_space = flag(node, "add_prefix_space", true);
+    if (flag(node, "use_regex", true))
+      step.regex =
+          std::make_unique<HfRegex>(hf_regex_translate(kByteLevelPattern, context), false, context);
+  } else if (type == "Split") {
+    if (last) throw UserError(error_prefix() + "the pre_tokenizer Sequence must end in ByteLevel");
+    const json& pattern = node.at("pattern");
+    const std::string behavior = node.at("behavior").get<std::string>();
+    static const std::pair<const char*, SplitBehavior> kBehaviors[] = {
+        {"Removed", SplitBehavior::kRemoved},
+        {"Isolated", SplitBehavior::kIsolated},
+        {"MergedWithPrevious", SplitBehavior::kMergedWithPrevious},
+        {"MergedWithNext", SplitBehavior::kMergedWithNext},
+        {"Contiguous", SplitBehavior::kContiguous}};
+    const auto found = std::find_if(std::begin(kBehaviors), std::end(kBehaviors),
+                                    [&](const auto& b) { return behavior == b.first; });
+    if (found == std::end(kBehaviors))
+      throw UserError(context + ": unknown behavior \"" + behavior + "\"");
+    step.behavior = found->second;
+    step.invert = flag(node, "invert", false);
+    if (pattern.contains("Regex")) {
+      const std::string onig = pattern["Regex"].get<std::string>();
+      step.regex = std::make_unique<HfRegex>(hf_regex_translate(onig, context), false, context);
+    } else {
+      step.regex =
+          std::make_unique<HfRegex>(pattern.at("String").get<std::string>(), true, context);
+    }
+  } else {
+    throw UserError(error_prefix() + "pre_tokenizer \"" + type +
+                    "\" is not supported inside a Sequence (Split and ByteLevel are)");
+  }
+  steps_.push_back(std::move(step));
+}
+
+// The library's NormalizedString::split over the (offsets, is_match) list of Pattern::
+// find_matches; calls emit(piece) for every piece it keeps, in order.
+template <typename Emit>
+void split_by(const HfRegex& regex, SplitBehavior behavior, bool invert, std::string_view text,
+              Emit&& emit) {
+  if (behavior == SplitBehavior::kIsolated) {  // the common case, without the list
+    size_t previous = 0;
+    hf_regex_find_each(regex, text, [&](size_t start, size_t end) {
+      if (previous != start) emit(text.substr(previous, start - previous));
+      emit(text.substr(start, end - start));
+      previous = end;
+    });
+    if (previous != text.size()) emit(text.substr(previous));
+    return;
+  }
+  struct Span {
+    size_t start, end;
+    bool match;
+  };
+  std::vector<Span> spans;
+  size_t previous = 0;
+  hf_regex_find_each(regex, text, [&](size_t start, size_t end) {
+    if (previous != start) spans.push_back({previous, start, invert});
+    spans.push_back({start, end, !invert});
+    previous = end;
+  });
+  if (previous != text.size()) spans.push_back({previous, text.size(), invert});
+
+  std::vector<Span> kept;  // .match now means "remove"
+  bool previous_match = false;
+  switch (behavior) {
+    case SplitBehavior::kRemoved:
+      kept = spans;
+      break;
+    case SplitBehavior::kContiguous:
+      for (const Span& s : spans) {
+        if (s.match == previous_match && !kept.empty()) {
+          kept.back().end = s.end;
+        } else {
+          kept.push_back({s.start, s.end, false});
+        }
+        previous_match = s.match;
+      }
+      break;
+    case SplitBehavior::kMergedWithPrevious:
+      for (const Span& s : spans) {
+        if (s.match && !previous_match && !kept.empty()) {
+          kept.back().end = s.end;
+        } else {
+          kept.push_back({s.start, s.end, false});
+        }
+        previous_match = s.match;
+      }
+      break;
+    case SplitBehavior::kMergedWithNext:
+      for (auto s = spans.rbegin(); s != spans.rend(); ++s) {
+        if (s->match && !previous_match && !kept.empty()) {
+          kept.back().start = s->start;
+        } else {
+          kept.push_back({s->start, s->end, false});
+        }
+        previous_match = s->match;
+      }
+      std::reverse(kept.begin(), kept.end());
+      break;
+    case SplitBehavior::kIsolated:
+      break;
+  }
+  for (const Span& s : kept)
+    if (!s.match) emit(text.substr(s.start, s.end - s.start));
+}
+
+void HfTokenizer::pre_tokenize(std::string_view text, size_t step,
+                               std::vector<int32_t>& ids) const {
+  if (text.empty()) return;
+  if (step == steps_.size()) {
+    bpe_->encode_word(text, ids);
+    return;
+  }
+  const PreTokenizerStep& s = steps_[step];
+  std::string spaced;
+  if (s.add_prefix_space && text[0] != ' ') {
+    spaced.reserve(text.size() + 1);
+    spaced.push_back(' ');
+    spaced.append(text);
+    text = spaced;
+  }
+  if (s.regex == nullptr) {
+    pre_tokenize(text, step + 1, ids);
+    return;
+  }
+  split_by(*s.regex, s.behavior, s.invert, text,
+           [&](std::string_view piece) { pre_tokenize(piece, step + 1, ids); });
+}
+
+}  // namespace
 
 std::unique_ptr<Tokenizer> hf_tokenizer_load(const std::string& path) {
-  throw UserError("tokenizer \"hf:" + path + "\": not implemented yet");
+  const std::string prefix = "tokenizer \"hf:" + path + "\": ";
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw UserError(prefix + "cannot open " + path + ": " + std::strerror(errno));
+  std::stringstream contents;
+  contents << file.rdbuf();
+  if (file.bad()) throw UserError(prefix + "cannot read " + path + ": " + std::strerror(errno));
+  try {
+    const json root = json::parse(contents.str());
+    return std::make_unique<HfTokenizer>(path, root);
+  } catch (const json::parse_error& e) {
+    throw UserError(prefix + "not valid JSON: " + e.what());
+  } catch (const json::exception& e) {
+    throw UserError(prefix + "unexpected tokenizer.json structure: " + e.what());
+  }
 }
 
 }  // namespace tessera::data
