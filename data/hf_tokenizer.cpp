@@ -122,6 +122,8 @@ class HfTokenizer final : public Tokenizer {
   std::string name() const override { return "hf:" + path_; }
 
  private:
+  HfBpeConfig parse_model(const json& model) const;
+  std::map<int32_t, HfAddedToken> parse_added_tokens(const json& entries, const HfBpeConfig& model);
   void parse_normalizer(const json& node);
   void parse_pre_tokenizer(const json& node);
   void add_step(const json& node, bool last);
@@ -149,14 +151,49 @@ bool flag(const json& node, const char* key, bool fallback) {
 }
 
 HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(path)) {
+  if (!root.is_object()) throw UserError(error_prefix() + "the top level is not a JSON object");
+  const auto member = [&](const char* key) { return root.contains(key) ? root[key] : json(); };
+  const HfBpeConfig model = parse_model(member("model"));
+  parse_normalizer(member("normalizer"));
+  parse_pre_tokenizer(member("pre_tokenizer"));
+  const json decoder = member("decoder");
+  if (type_of(decoder) != "ByteLevel")
+    throw UserError(error_prefix() + "decoder \"" +
+                    (decoder.is_null() ? "null" : type_of(decoder)) +
+                    "\" is not supported (only ByteLevel)");
+  bpe_ = std::make_unique<HfBpe>(model, "tokenizer \"hf:" + path_ + "\"");
+  const std::map<int32_t, HfAddedToken> added = parse_added_tokens(
+      root.contains("added_tokens") ? root["added_tokens"] : json::array(), model);
+
+  int32_t max_id = -1;
+  for (const auto& [token, id] : model.vocab) max_id = std::max(max_id, id);
+  if (!added.empty()) max_id = std::max(max_id, added.rbegin()->first);
+  token_bytes_.assign(max_id + 1, std::string());
+  const auto decoded = [](const std::string& token) {
+    std::string bytes;
+    return hf_token_bytes(token, bytes) ? bytes : token;  // the ByteLevel decoder's fallback
+  };
+  for (const auto& [token, id] : model.vocab) token_bytes_[id] = decoded(token);
+  for (const auto& [id, token] : added) token_bytes_[id] = decoded(token.match);
+
+  for (const char* name : kEodNames) {
+    for (const auto& [id, token] : added) {
+      if (token.special && token.content == name && eod_id_ < 0) eod_id_ = id;
+    }
+  }
+  if (eod_id_ < 0)
+    throw UserError(error_prefix() +
+                    "no end-of-text token among the special added tokens (looked for "
+                    "<|endoftext|>, <|end_of_text|>, </s>, <eos>)");
+}
+
+HfBpeConfig HfTokenizer::parse_model(const json& model) const {
   const std::string prefix = error_prefix();
-  if (!root.is_object()) throw UserError(prefix + "the top level is not a JSON object");
-  const json& model = root.contains("model") ? root["model"] : json();
-  const std::string model_type = type_of(model);
   if (!model.is_object() || !model.contains("vocab") || !model.contains("merges"))
     throw UserError(prefix + "no BPE model (model.vocab and model.merges) in the file");
-  if (!model_type.empty() && model_type != "BPE")
-    throw UserError(prefix + "model type \"" + model_type + "\" is not supported (only BPE)");
+  const std::string type = type_of(model);
+  if (!type.empty() && type != "BPE")
+    throw UserError(prefix + "model type \"" + type + "\" is not supported (only BPE)");
   if (flag(model, "byte_fallback", false))
     throw UserError(prefix + "BPE byte_fallback is not supported (byte-level BPE only)");
   if (model.contains("dropout") && !model["dropout"].is_null() &&
@@ -167,20 +204,11 @@ HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(p
       throw UserError(prefix + "BPE " + key + " is not supported");
   }
 
-  parse_normalizer(root.contains("normalizer") ? root["normalizer"] : json());
-  parse_pre_tokenizer(root.contains("pre_tokenizer") ? root["pre_tokenizer"] : json());
-  const json& decoder = root.contains("decoder") ? root["decoder"] : json();
-  if (type_of(decoder) != "ByteLevel")
-    throw UserError(prefix + "decoder \"" + (decoder.is_null() ? "null" : type_of(decoder)) +
-                    "\" is not supported (only ByteLevel)");
-
   HfBpeConfig config;
-  int32_t max_id = -1;
   for (const auto& [token, id] : model["vocab"].items()) {
     config.vocab.emplace_back(token, id.get<int32_t>());
     if (config.vocab.back().second < 0)
       throw UserError(prefix + "negative id for \"" + token + "\"");
-    max_id = std::max(max_id, config.vocab.back().second);
   }
   for (const json& merge : model["merges"]) {
     if (merge.is_array() && merge.size() == 2) {
@@ -198,16 +226,19 @@ HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(p
     config.unk_token = model["unk_token"].get<std::string>();
   config.fuse_unk = flag(model, "fuse_unk", false);
   config.ignore_merges = flag(model, "ignore_merges", false);
-  bpe_ = std::make_unique<HfBpe>(config, prefix.substr(0, prefix.size() - 2));
+  return config;
+}
 
-  // Added tokens get their ids the way the library assigns them on loading: the vocab's id
-  // when the content is in the vocab, else the next id after the vocab's entry count.
-  std::unordered_map<std::string, int32_t> vocab_ids(config.vocab.begin(), config.vocab.end());
+// Ids as the library assigns them on loading (the file's "id" is not read): the vocab's id
+// when the content is in the vocab, else the next id after the vocab's entry count, in file
+// order; a content listed twice keeps its first id and its last definition.
+std::map<int32_t, HfAddedToken> HfTokenizer::parse_added_tokens(const json& entries,
+                                                                const HfBpeConfig& model) {
+  std::unordered_map<std::string, int32_t> vocab_ids(model.vocab.begin(), model.vocab.end());
   std::unordered_map<std::string, int32_t> added_ids;
-  std::map<int32_t, HfAddedToken> added;  // id -> token, the last definition winning
-  int32_t next_id = static_cast<int32_t>(config.vocab.size());
-  const json& added_tokens = root.contains("added_tokens") ? root["added_tokens"] : json::array();
-  for (const json& entry : added_tokens) {
+  std::map<int32_t, HfAddedToken> added;
+  int32_t next_id = static_cast<int32_t>(model.vocab.size());
+  for (const json& entry : entries) {
     HfAddedToken token;
     token.content = entry.at("content").get<std::string>();
     token.single_word = flag(entry, "single_word", false);
@@ -216,54 +247,26 @@ HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(p
     token.normalized = flag(entry, "normalized", true);
     token.special = flag(entry, "special", false);
     if (token.content.empty()) continue;
-    int32_t id;
     if (auto it = added_ids.find(token.content); it != added_ids.end()) {
-      id = it->second;
+      token.id = it->second;
     } else if (auto jt = vocab_ids.find(token.content); jt != vocab_ids.end()) {
-      id = jt->second;
+      token.id = jt->second;
     } else {
-      id = next_id++;
+      token.id = next_id++;
     }
-    token.id = id;
-    added_ids[token.content] = id;
-    added[id] = token;
-    max_id = std::max(max_id, id);
+    added_ids[token.content] = token.id;
+    added[token.id] = token;
   }
   std::vector<HfAddedToken> raw, normalized;
   for (auto& [id, token] : added) {
-    if (token.normalized) {
-      std::string buffer;
-      token.match = std::string(normalizer_.apply(token.content, buffer));
-      normalized.push_back(token);
-    } else {
-      token.match = token.content;
-      raw.push_back(token);
-    }
+    std::string buffer;
+    token.match =
+        token.normalized ? std::string(normalizer_.apply(token.content, buffer)) : token.content;
+    (token.normalized ? normalized : raw).push_back(token);
   }
   raw_tokens_ = HfAddedTokens(raw);
   normalized_tokens_ = HfAddedTokens(normalized);
-
-  token_bytes_.assign(max_id + 1, std::string());
-  const auto decoded = [](const std::string& token) {
-    std::string bytes;
-    return hf_token_bytes(token, bytes) ? bytes : token;  // the ByteLevel decoder's fallback
-  };
-  for (const auto& [token, id] : config.vocab) token_bytes_[id] = decoded(token);
-  for (const auto& [id, token] : added) token_bytes_[id] = decoded(token.match);
-
-  for (const char* name : kEodNames) {
-    for (const auto& [id, token] : added) {
-      if (token.special && token.content == name) {
-        eod_id_ = id;
-        break;
-      }
-    }
-    if (eod_id_ >= 0) break;
-  }
-  if (eod_id_ < 0)
-    throw UserError(prefix +
-                    "no end-of-text token among the special added tokens (looked for "
-                    "<|endoftext|>, <|end_of_text|>, </s>, <eos>)");
+  return added;
 }
 
 void HfTokenizer::parse_normalizer(const json& node) {

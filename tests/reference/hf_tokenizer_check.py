@@ -28,6 +28,7 @@ PUBLISHED = {
     "bloom-560m": "bigscience/bloom-560m",
     "llama-3-8b": "NousResearch/Meta-Llama-3-8B",
 }
+EOD_NAMES = ["<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"]
 BLOOM_PATTERN = " ?[^(\\s|[.,!?…。，、।۔،])]+"
 LLAMA3_PATTERN = (
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
@@ -250,11 +251,17 @@ def check(dump, label, path, texts, tessera):
     spec = "hf:" + path
     info = json.loads(subprocess.run([dump, "info", spec], capture_output=True, text=True,
                                      check=True).stdout)
-    if info["vocab_size"] != ref.get_vocab_size(with_added_tokens=True):
-        print("%s: vocab_size %d, tokenizers says %d" % (
-            label, info["vocab_size"], ref.get_vocab_size(with_added_tokens=True)))
+    largest = max(ref.get_vocab(with_added_tokens=True).values())
+    if info["vocab_size"] != largest + 1:
+        print("%s: vocab_size %d, but the largest id in tokenizers is %d" % (
+            label, info["vocab_size"], largest))
         return False
     eod = info["eod_id"]
+    specials = {t.content: i for i, t in ref.get_added_tokens_decoder().items() if t.special}
+    want_eod = next(specials[n] for n in EOD_NAMES if n in specials)
+    if eod != want_eod:
+        print("%s: eod_id %d, expected %d" % (label, eod, want_eod))
+        return False
     got = [json.loads(l) for l in run_dump(dump, "encode", spec, [t.hex() for t in texts])]
     strings = [utf8_repair(t) for t in texts]
     want = [e.ids for e in ref.encode_batch(strings, add_special_tokens=False)]
@@ -278,7 +285,7 @@ def check(dump, label, path, texts, tessera):
     # Decode: what tessera encoded, then random ids (bytes cut mid-character included); both
     # without the end-of-document id, which tessera decodes to nothing.
     rng = random.Random(7)
-    size = ref.get_vocab_size(with_added_tokens=True)
+    size = largest + 1
     sequences = [[i for i in ids if i != eod] for ids in want]
     sequences += [[rng.randrange(size) for _ in range(rng.randrange(1, 40))] for _ in range(200)]
     sequences = [[i for i in s if i != eod and ref.id_to_token(i) is not None] for s in sequences]

@@ -278,5 +278,14 @@ TEST(HfTokenizerRegex, TranslatesOnigurumaOnlyWhereItDiffers) {
   EXPECT_TRUE(contraction.search("x'\xC5\xBF", 0, &start, &end));
 }
 
+TEST(HfTokenizerRegex, FindsMatchesAsOnigurumasFindIter) {
+  // Empty matches are reported, except one right where the previous match ended.
+  const HfRegex as(hf_regex_translate("a*", "test"), false, "test");
+  std::vector<std::pair<size_t, size_t>> found;
+  hf_regex_find_each(as, "baaab",
+                     [&](size_t start, size_t end) { found.emplace_back(start, end); });
+  EXPECT_EQ(found, (std::vector<std::pair<size_t, size_t>>{{0, 0}, {1, 4}, {5, 5}}));
+}
+
 }  // namespace
 }  // namespace tessera::data
