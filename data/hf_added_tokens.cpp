@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "data/hf_bpe.h"
 #include "data/hf_regex.h"
 
 namespace tessera::data {
@@ -12,17 +13,6 @@ bool is_white_space(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
          cp == 0x205F || cp == 0x3000;
-}
-
-// The code point starting at s[i] (valid UTF-8) and its length.
-std::pair<uint32_t, size_t> code_point_at(std::string_view s, size_t i) {
-  const auto b = [&](size_t j) { return static_cast<uint32_t>(static_cast<unsigned char>(s[j])); };
-  if (b(i) < 0x80) return {b(i), 1};
-  if (b(i) < 0xE0) return {(b(i) & 0x1F) << 6 | (b(i + 1) & 0x3F), 2};
-  if (b(i) < 0xF0) return {(b(i) & 0x0F) << 12 | (b(i + 1) & 0x3F) << 6 | (b(i + 2) & 0x3F), 3};
-  return {
-      (b(i) & 0x07) << 18 | (b(i + 1) & 0x3F) << 12 | (b(i + 2) & 0x3F) << 6 | (b(i + 3) & 0x3F),
-      4};
 }
 
 size_t previous_boundary(std::string_view s, size_t i) {
@@ -36,7 +26,7 @@ size_t previous_boundary(std::string_view s, size_t i) {
 bool is_word_char_at(std::string_view s, size_t i) {
   static const HfRegex word(hf_regex_translate(R"(\A\w)", "added tokens"), false, "added tokens");
   size_t start, end;
-  return word.search(s.substr(i, code_point_at(s, i).second), 0, &start, &end);
+  return word.search(s.substr(i, hf_code_point_at(s, i).second), 0, &start, &end);
 }
 
 }  // namespace
@@ -96,14 +86,14 @@ bool HfAddedTokens::find(std::string_view text, size_t from, size_t piece_start,
       size_t left = start;
       while (left > 0) {
         const size_t prev = previous_boundary(text, left);
-        if (!is_white_space(code_point_at(text, prev).first)) break;
+        if (!is_white_space(hf_code_point_at(text, prev).first)) break;
         left = prev;
       }
       start = std::max(left, piece_start);
     }
     if (t.rstrip) {
       while (stop < text.size()) {
-        const auto [cp, len] = code_point_at(text, stop);
+        const auto [cp, len] = hf_code_point_at(text, stop);
         if (!is_white_space(cp)) break;
         stop += len;
       }

@@ -24,33 +24,6 @@ struct CharBytes {
   }
 };
 
-// Decodes the code point at s[i] (valid UTF-8) and advances i.
-uint32_t next_code_point(std::string_view s, size_t& i) {
-  const auto byte = [&](size_t j) {
-    return static_cast<uint32_t>(static_cast<unsigned char>(s[j]));
-  };
-  const uint32_t b0 = byte(i);
-  if (b0 < 0x80) {
-    i += 1;
-    return b0;
-  }
-  if (b0 < 0xE0 && i + 1 < s.size()) {
-    i += 2;
-    return (b0 & 0x1F) << 6 | (byte(i - 1) & 0x3F);
-  }
-  if (b0 < 0xF0 && i + 2 < s.size()) {
-    i += 3;
-    return (b0 & 0x0F) << 12 | (byte(i - 2) & 0x3F) << 6 | (byte(i - 1) & 0x3F);
-  }
-  if (i + 3 < s.size()) {
-    i += 4;
-    return (b0 & 0x07) << 18 | (byte(i - 3) & 0x3F) << 12 | (byte(i - 2) & 0x3F) << 6 |
-           (byte(i - 1) & 0x3F);
-  }
-  i = s.size();
-  return ~uint32_t{0};
-}
-
 std::atomic<uint64_t> next_instance{1};
 
 }  // namespace
@@ -119,6 +92,18 @@ uint64_t word_hash(std::string_view w) {
 
 }  // namespace
 
+std::pair<uint32_t, size_t> hf_code_point_at(std::string_view s, size_t i) {
+  const auto b = [&](size_t j) {
+    return j < s.size() ? static_cast<uint32_t>(static_cast<unsigned char>(s[j])) : 0u;
+  };
+  if (b(i) < 0x80) return {b(i), 1};
+  if (b(i) < 0xE0) return {(b(i) & 0x1F) << 6 | (b(i + 1) & 0x3F), 2};
+  if (b(i) < 0xF0) return {(b(i) & 0x0F) << 12 | (b(i + 1) & 0x3F) << 6 | (b(i + 2) & 0x3F), 3};
+  return {
+      (b(i) & 0x07) << 18 | (b(i + 1) & 0x3F) << 12 | (b(i + 2) & 0x3F) << 6 | (b(i + 3) & 0x3F),
+      4};
+}
+
 uint32_t hf_byte_char(uint8_t byte) {
   if (byte_is_printable(byte)) return byte;
   uint32_t n = 0;  // how many non-printable bytes come before this one
@@ -129,9 +114,9 @@ uint32_t hf_byte_char(uint8_t byte) {
 bool hf_token_bytes(std::string_view token, std::string& out) {
   static const CharBytes table;
   const size_t old_size = out.size();
-  size_t i = 0;
-  while (i < token.size()) {
-    const uint32_t cp = next_code_point(token, i);
+  for (size_t i = 0; i < token.size();) {
+    const auto [cp, len] = hf_code_point_at(token, i);
+    i += len;
     if (cp >= std::size(table.byte_of) || table.byte_of[cp] < 0) {
       out.resize(old_size);
       return false;

@@ -16,6 +16,8 @@ namespace tessera::data {
 // The byte-level alphabet of GPT-2: printable bytes stand for themselves, the other 68 map to
 // U+0100.. in byte order. Returns the code point standing for `byte`.
 uint32_t hf_byte_char(uint8_t byte);
+// The code point starting at s[i] (well-formed UTF-8) and its length in bytes.
+std::pair<uint32_t, size_t> hf_code_point_at(std::string_view s, size_t i);
 // Appends the bytes a byte-level token stands for to `out` and returns true, or returns false
 // (leaving `out` as it was) when the token has a character outside the alphabet.
 bool hf_token_bytes(std::string_view token, std::string& out);

@@ -26,6 +26,10 @@ constexpr std::string_view kNewerLetters =
     "\\x{16D40}-\\x{16D6C}\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}"
     "\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}"
     "\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}";
+constexpr std::string_view kNewerDigits =
+    "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
+    "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1E4F0}-\\x{1E4F9}"
+    "\\x{1E5F1}-\\x{1E5FA}";
 constexpr std::string_view kNewerNumbers =
     "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
     "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}"
@@ -72,6 +76,12 @@ size_t translate_escape(std::string_view p, size_t i, bool in_class, std::string
     case 'v':
       out.append("\\x{0B}");
       return i + 2;
+    case 'd':
+      wrap("\\p{Nd}" + std::string(kNewerDigits), false);
+      return i + 2;
+    case 'D':
+      wrap("\\p{Nd}" + std::string(kNewerDigits), true);
+      return i + 2;
     case 'u':
       if (i + 5 < p.size() && is_hex(p[i + 2]) && is_hex(p[i + 3]) && is_hex(p[i + 4]) &&
           is_hex(p[i + 5])) {
@@ -92,7 +102,10 @@ size_t translate_escape(std::string_view p, size_t i, bool in_class, std::string
         name = p.substr(end, 1);
         end += 1;
       }
-      const std::string_view extra = name == "L" ? kNewerLetters : name == "N" ? kNewerNumbers : "";
+      const std::string_view extra = name == "L"    ? kNewerLetters
+                                     : name == "N"  ? kNewerNumbers
+                                     : name == "Nd" ? kNewerDigits
+                                                    : "";
       if (extra.empty() || (c == 'P' && in_class)) {
         out.append(p.substr(i, end - i));
       } else {

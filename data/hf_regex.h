@@ -12,7 +12,8 @@ namespace tessera::data {
 //   \s \S          White_Space (Oniguruma) rather than PCRE2's Z-category list (U+180E, U+0085)
 //   \h \H          hex digit (Ruby), not horizontal space; \v vertical tab, not a class
 //   \w             Alphabetic, marks, decimal digits, connector punctuation, ZWJ/ZWNJ
-//   \p{L} \p{N}    plus the letters and numbers Unicode 15-16 added (PCRE2 10.42 knows 14)
+//   \p{L} \p{N}    plus the letters and numbers Unicode 15-16 added (PCRE2 10.42 knows 14);
+//   \d \p{Nd}      likewise for decimal digits
 //   \uHHHH         \x{HHHH}
 //   [a[bc]]        nested classes are unions in Oniguruma; flattened
 //   (?m)           Ruby's dot-all flag is PCRE2's (?s)

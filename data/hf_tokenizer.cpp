@@ -8,10 +8,6 @@
 // model works on raw bytes and decode() maps every token back to bytes once, at load time.
 #include "data/hf_tokenizer.h"
 
-#include <unicode/bytestream.h>
-#include <unicode/normalizer2.h>
-#include <unicode/stringpiece.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -24,6 +20,7 @@
 
 #include "data/hf_added_tokens.h"
 #include "data/hf_bpe.h"
+#include "data/hf_normalizer.h"
 #include "data/hf_regex.h"
 #include "runtime/error.h"
 
@@ -48,37 +45,6 @@ struct PreTokenizerStep {
   SplitBehavior behavior = SplitBehavior::kIsolated;
   bool invert = false;
   bool add_prefix_space = false;
-};
-
-// Unicode normalizers applied in order (a "Sequence" of NFC/NFD/NFKC/NFKD, or one of them).
-class Normalizer {
- public:
-  void add(const icu::Normalizer2* form) { forms_.push_back(form); }
-  bool empty() const { return forms_.empty(); }
-
-  // `text` itself when already normalized, else a view of `buffer` holding its normal form.
-  std::string_view apply(std::string_view text, std::string& buffer) const {
-    // ASCII is invariant under every normalization form.
-    if (forms_.empty() || std::all_of(text.begin(), text.end(), [](char c) { return c >= 0; }))
-      return text;
-    std::string_view current = text;
-    for (const icu::Normalizer2* form : forms_) {
-      UErrorCode status = U_ZERO_ERROR;
-      const icu::StringPiece piece(current.data(), static_cast<int32_t>(current.size()));
-      if (form->isNormalizedUTF8(piece, status) && U_SUCCESS(status)) continue;
-      std::string next;
-      icu::StringByteSink<std::string> sink(&next);
-      status = U_ZERO_ERROR;
-      form->normalizeUTF8(0, piece, sink, nullptr, status);
-      TS_ASSERT(U_SUCCESS(status), std::string("ICU normalization failed: ") + u_errorName(status));
-      buffer = std::move(next);
-      current = buffer;
-    }
-    return current;
-  }
-
- private:
-  std::vector<const icu::Normalizer2*> forms_;
 };
 
 class HfTokenizer final : public Tokenizer {
@@ -131,7 +97,7 @@ class HfTokenizer final : public Tokenizer {
   std::string error_prefix() const { return "tokenizer \"hf:" + path_ + "\": "; }
 
   std::string path_;
-  Normalizer normalizer_;
+  HfNormalizer normalizer_;
   std::vector<PreTokenizerStep> steps_;
   std::unique_ptr<HfBpe> bpe_;
   HfAddedTokens raw_tokens_;              // normalized=false: matched in the raw text
@@ -276,17 +242,9 @@ void HfTokenizer::parse_normalizer(const json& node) {
     for (const json& inner : node.at("normalizers")) parse_normalizer(inner);
     return;
   }
-  UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* form = type == "NFC"    ? icu::Normalizer2::getNFCInstance(status)
-                                 : type == "NFD"  ? icu::Normalizer2::getNFDInstance(status)
-                                 : type == "NFKC" ? icu::Normalizer2::getNFKCInstance(status)
-                                 : type == "NFKD" ? icu::Normalizer2::getNFKDInstance(status)
-                                                  : nullptr;
-  if (form == nullptr)
+  if (!normalizer_.add(type))
     throw UserError(error_prefix() + "normalizer \"" + type +
                     "\" is not supported (NFC, NFD, NFKC, NFKD and Sequences of them are)");
-  TS_ASSERT(U_SUCCESS(status), std::string("ICU normalizer: ") + u_errorName(status));
-  normalizer_.add(form);
 }
 
 void HfTokenizer::parse_pre_tokenizer(const json& node) {

@@ -82,6 +82,32 @@ INVALID = [
 ]
 
 
+def random_texts(count, seed):
+    """Random code points from every plane, whitespace of every kind, contractions, special
+    tokens and combining marks: where regex and normalization tables of different Unicode
+    versions would show."""
+    rng = random.Random(seed)
+    ranges = [(0x20, 0x7F), (0xA0, 0x2000), (0x2000, 0x3100), (0x3100, 0xA000), (0xA000, 0xD800),
+              (0xE000, 0x10000), (0x10000, 0x32400), (0xE0000, 0xE0100)]
+    spaces = " \t\n\r\u00a0\u3000\u2028\u0085\u180e\u200b"
+    pieces = ["'s", "'T", "'ll", "'\u017f", "<|endoftext|>", "</s>", "<|end_of_text|>", "e\u0301",
+              "\u0301", "123456", "...", "\u2026", "[MASK]", " <sep> ", "testing"]
+    texts = []
+    for _ in range(count):
+        out = []
+        for _ in range(rng.randrange(1, 60)):
+            r = rng.random()
+            if r < 0.15:
+                out.append(rng.choice(spaces) * rng.randrange(1, 4))
+            elif r < 0.3:
+                out.append(rng.choice(pieces))
+            else:
+                lo, hi = rng.choice(ranges)
+                out.append(chr(rng.randrange(lo, hi)))
+        texts.append("".join(out).encode("utf-8"))
+    return texts
+
+
 def utf8_repair(data):
     """data::utf8_repair: every maximal run of ill-formed bytes becomes one U+FFFD."""
     out, i, bad = [], 0, False
@@ -222,7 +248,7 @@ def train(workdir, corpus):
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.NFC()])
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex("\\d+"), behavior="merged_with_previous"),
-        pre_tokenizers.Split(Regex("[\\p{P}]"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex("[.,;:!?()\\[\\]]"), behavior="merged_with_next"),
         pre_tokenizers.Split("\n", behavior="removed"),
         pre_tokenizers.Split(Regex("\\s+"), behavior="contiguous", invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)])
@@ -321,6 +347,7 @@ def main():
     texts = [t.encode("utf-8") for t in TEXTS] + INVALID + sample
     # Whole documents too: several fortune lines joined, as prepare would pass them.
     texts += [b"\n".join(sample[i:i + 12]) for i in range(0, 600, 12)]
+    texts += random_texts(3000, 13)
     failed = [label for label, path in sorted(tokenizers_json.items())
               if not check(dump, label, path, texts, tessera)]
     if failed:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/hf_bpe.h"
+#include "data/hf_normalizer.h"
 #include "data/hf_regex.h"
 #include "data/tokenizer.h"
 #include "runtime/error.h"
@@ -285,6 +286,20 @@ TEST(HfTokenizerRegex, FindsMatchesAsOnigurumasFindIter) {
   hf_regex_find_each(as, "baaab",
                      [&](size_t start, size_t end) { found.emplace_back(start, end); });
   EXPECT_EQ(found, (std::vector<std::pair<size_t, size_t>>{{0, 0}, {1, 4}, {5, 5}}));
+}
+
+TEST(HfTokenizerNormalizer, LeavesCharactersNewerThanTheLibrarysTablesAlone) {
+  HfNormalizer nfc;
+  ASSERT_TRUE(nfc.add("NFC"));
+  EXPECT_FALSE(nfc.add("Lowercase"));
+  std::string buffer;
+  EXPECT_EQ(nfc.apply("e\xCC\x81", buffer), "\xC3\xA9");  // e + U+0301 composes to U+00E9
+  // U+1DF6 (a combining mark of Unicode 10) before U+0301: ICU moves U+0301 ahead of it and
+  // composes; to the library's Unicode 9 tables U+1DF6 is an inert starter, so nothing moves.
+  const std::string newer = "a\xE1\xB7\xB6\xCC\x81";
+  EXPECT_EQ(nfc.apply(newer, buffer), newer);
+  EXPECT_EQ(nfc.apply("x e\xCC\x81 " + newer + " e\xCC\x81", buffer),
+            "x \xC3\xA9 " + newer + " \xC3\xA9");
 }
 
 }  // namespace
