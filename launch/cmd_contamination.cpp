@@ -1,7 +1,6 @@
 // `tessera contamination`: which evaluation documents share an n-gram of normalised words with
 // a prepared training directory (rules in data/contamination.h, docs/data-format.md).
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,6 +9,7 @@
 
 #include "data/contamination.h"
 #include "launch/commands.h"
+#include "launch/flags.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -21,15 +21,6 @@ constexpr const char* kUsage =
 
 [[noreturn]] void usage_error(const std::string& what) {
   throw UserError("contamination: " + what + "; " + kUsage);
-}
-
-int parse_int(const std::string& flag, const std::string& text, int min, int max) {
-  int value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
-    usage_error(flag + " wants an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
-                "], got \"" + text + "\"");
-  return value;
 }
 
 double share_of(uint64_t part, uint64_t whole) {
@@ -112,46 +103,25 @@ int cmd_contamination(int argc, char** argv) {
   std::vector<std::string> eval;
   data::ContaminationOptions options;
   bool json = false;
-  // argv[0] is "contamination". Flags take "--flag value" or "--flag=value"; --eval takes every
-  // following argument up to the next flag and may be repeated.
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i], value;
-    bool has_inline_value = false;
-    if (const size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_inline_value = true;
-    }
-    if (flag == "-h" || flag == "--help") {
-      std::printf("%s\n", kUsage);
-      return 0;
-    }
-    if (flag == "--json") {
-      if (has_inline_value) usage_error("--json takes no value");
-      json = true;
-      continue;
-    }
-    if (flag != "--train" && flag != "--eval" && flag != "--n" && flag != "--top" &&
-        flag != "--text-field" && flag != "--threads")
-      usage_error("unknown argument \"" + std::string(argv[i]) + "\"");
-    if (flag == "--eval") {
-      if (has_inline_value) eval.push_back(value);
-      while (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--"))
-        eval.push_back(argv[++i]);
-      if (eval.empty()) usage_error("--eval needs at least one path");
-      continue;
-    }
-    if (!has_inline_value) {
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
-      value = argv[++i];
-    }
-    if (value.empty()) usage_error(flag + " needs a non-empty value");
-    if (flag == "--train") train = value;
-    if (flag == "--n") options.n = parse_int(flag, value, 1, 1 << 20);
-    if (flag == "--top") options.top = parse_int(flag, value, 0, 1 << 20);
-    if (flag == "--text-field") options.documents.text_field = value;
-    if (flag == "--threads") options.threads = parse_int(flag, value, 1, 4096);
+  const Flags flags = parse_flags(argc, argv,
+                                  {{"--train", "--n", "--top", "--text-field", "--threads"}, {"--eval"}, {"--json"}, {}},
+                                  usage_error);
+  if (flags.help) {
+    std::printf("%s\n", kUsage);
+    return 0;
   }
+  train = flags.one("--train");
+  eval = flags.list("--eval");
+  json = flags.has("--json");
+  options.documents.text_field = flags.one("--text-field", options.documents.text_field);
+  const auto whole = [&](const char* flag, int low, int high, int fallback) {
+    if (!flags.has(flag)) return fallback;
+    return flag_number<int>(flags, flag, low, false, high,
+                            "an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "]", usage_error);
+  };
+  options.n = whole("--n", 1, 1 << 20, options.n);
+  options.top = whole("--top", 0, 1 << 20, options.top);
+  options.threads = whole("--threads", 1, 4096, options.threads);
   if (train.empty()) usage_error("missing --train");
   if (eval.empty()) usage_error("missing --eval");
 

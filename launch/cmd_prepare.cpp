@@ -11,6 +11,7 @@
 
 #include "data/prepare.h"
 #include "launch/commands.h"
+#include "launch/flags.h"
 #include "launch/layout.h"
 #include "parallel/mpi_comm.h"
 #include "runtime/error.h"
@@ -29,20 +30,10 @@ constexpr const char* kUsage =
   throw UserError("prepare: " + what + " (see tessera prepare --help)");
 }
 
-uint64_t parse_mib(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  const double mb = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(mb) || mb <= 0 || mb > 1e9)
-    usage_error(flag + " wants a positive number of MiB, got \"" + text + "\"");
+uint64_t parse_mib(const Flags& flags, const std::string& flag) {
+  const double mb = flag_number<double>(flags, flag, 0.0, true, 1e9, "a positive number of MiB",
+                                        usage_error);
   return std::max<uint64_t>(1, static_cast<uint64_t>(mb * 1024 * 1024));
-}
-
-int parse_count(const std::string& flag, const std::string& text, int max) {
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || v < 1 || v > max)
-    usage_error(flag + " wants a whole number from 1 to " + std::to_string(max) + ", got \"" + text + "\"");
-  return static_cast<int>(v);
 }
 
 void print_stats(const data::PrepareStats& stats, const std::string& out) {
@@ -66,57 +57,31 @@ void print_stats(const data::PrepareStats& stats, const std::string& out) {
 }  // namespace
 
 int cmd_prepare(int argc, char** argv) {
-  data::PrepareOptions options;
-  bool threads_given = false;
-  // argv[0] is "prepare". Flags take "--flag value" or "--flag=value"; --input and
-  // --exclude-ngrams-from take every following argument up to the next flag.
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i], value;
-    bool has_inline_value = false;
-    if (const size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_inline_value = true;
-    }
-    if (flag == "-h" || flag == "--help") {
-      std::printf("%s\n", kUsage);
-      return 0;
-    }
-    if (flag == "--dedup") {
-      if (has_inline_value) usage_error("--dedup takes no value");
-      options.dedup = true;
-      continue;
-    }
-    if (flag == "--input" || flag == "--exclude-ngrams-from") {
-      std::vector<std::string>& list = flag == "--input" ? options.inputs : options.exclude_ngrams_from;
-      if (has_inline_value) list.push_back(value);
-      while (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--")) list.push_back(argv[++i]);
-      if (list.empty()) usage_error(flag + " needs at least one path");
-      continue;
-    }
-    static const std::vector<std::string> kValued = {"--out", "--tokenizer", "--shard-mb", "--unit-mb",
-                                                     "--language", "--text-field", "--language-field",
-                                                     "--threads", "--exclude-n"};
-    if (std::find(kValued.begin(), kValued.end(), flag) == kValued.end())
-      usage_error("unknown argument \"" + std::string(argv[i]) + "\"");
-    if (!has_inline_value) {
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
-      value = argv[++i];
-    }
-    if (value.empty() && flag != "--language-field") usage_error(flag + " needs a non-empty value");
-    if (flag == "--out") options.out = value;
-    if (flag == "--tokenizer") options.tokenizer = value;
-    if (flag == "--shard-mb") options.shard_bytes = parse_mib(flag, value);
-    if (flag == "--unit-mb") options.unit_bytes = parse_mib(flag, value);
-    if (flag == "--language") options.language = value;
-    if (flag == "--text-field") options.documents.text_field = value;
-    if (flag == "--language-field") options.documents.language_field = value;
-    if (flag == "--exclude-n") options.exclude_n = parse_count(flag, value, 1000);
-    if (flag == "--threads") {
-      options.threads = parse_count(flag, value, 4096);
-      threads_given = true;
-    }
+  const FlagSpec spec{{"--out", "--tokenizer", "--shard-mb", "--unit-mb", "--language", "--text-field",
+                       "--language-field", "--threads", "--exclude-n"},
+                      {"--input", "--exclude-ngrams-from"},
+                      {"--dedup"},
+                      {"--language-field"}};
+  const Flags flags = parse_flags(argc, argv, spec, usage_error);
+  if (flags.help) {
+    std::printf("%s\n", kUsage);
+    return 0;
   }
+  data::PrepareOptions options;
+  options.inputs = flags.list("--input");
+  options.exclude_ngrams_from = flags.list("--exclude-ngrams-from");
+  options.out = flags.one("--out");
+  options.tokenizer = flags.one("--tokenizer", options.tokenizer);
+  options.language = flags.one("--language");
+  options.documents.text_field = flags.one("--text-field", options.documents.text_field);
+  options.documents.language_field = flags.one("--language-field", options.documents.language_field);
+  options.dedup = flags.has("--dedup");
+  if (flags.has("--shard-mb")) options.shard_bytes = parse_mib(flags, "--shard-mb");
+  if (flags.has("--unit-mb")) options.unit_bytes = parse_mib(flags, "--unit-mb");
+  if (flags.has("--exclude-n"))
+    options.exclude_n = flag_number<int>(flags, "--exclude-n", 1, false, 1000, "a whole number from 1 to 1000", usage_error);
+  if (flags.has("--threads"))
+    options.threads = flag_number<int>(flags, "--threads", 1, false, 4096, "a whole number from 1 to 4096", usage_error);
   if (options.inputs.empty()) usage_error("missing --input");
   if (options.out.empty()) usage_error("missing --out");
 
@@ -124,7 +89,7 @@ int cmd_prepare(int argc, char** argv) {
   std::unique_ptr<MpiWorld> world;
   if (launcher_world_size() > 1) world = std::make_unique<MpiWorld>(nullptr, nullptr);
   const int rank = world ? world->rank() : 0, size = world ? world->size() : 1;
-  if (!threads_given) {
+  if (!flags.has("--threads")) {
     // The node's cores, shared by the ranks on it.
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     options.threads = std::max(1, cores / (world ? world->local_size() : 1));

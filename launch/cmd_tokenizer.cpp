@@ -2,11 +2,9 @@
 // decode them back, with any tokenizer spec (docs/tokenizers.md).
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -16,6 +14,7 @@
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer.h"
 #include "launch/commands.h"
+#include "launch/flags.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -38,72 +37,27 @@ constexpr size_t kIoChunk = 1 << 20;
   throw UserError("tokenizer " + what + "; " + usage);
 }
 
-// "--flag value" or "--flag=value"; the flag named `multi` takes every following argument up
-// to the next flag and may be repeated; other flags keep their last value.
-struct Flags {
-  bool help = false;  // -h or --help: nothing else parsed
-  std::map<std::string, std::vector<std::string>> values;
-
-  bool has(const std::string& flag) const { return values.count(flag) > 0; }
-  std::string one(const std::string& flag) const {
-    const auto it = values.find(flag);
-    return it == values.end() ? std::string() : it->second.back();
-  }
-};
-
+// Flags of one subcommand; mistakes name it and show its usage.
 Flags parse_flags(int argc, char** argv, const std::string& command,
-                  const std::vector<std::string_view>& known, std::string_view multi,
+                  const std::vector<std::string_view>& valued, std::string_view list,
                   const char* usage) {
-  Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i], value;
-    bool has_inline_value = false;
-    if (const size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_inline_value = true;
-    }
-    if (flag == "-h" || flag == "--help") {
-      flags.help = true;
-      return flags;
-    }
-    if (std::find(known.begin(), known.end(), flag) == known.end())
-      usage_error(command + ": unknown argument \"" + std::string(argv[i]) + "\"", usage);
-    std::vector<std::string> values;
-    if (has_inline_value) values.push_back(value);
-    if (flag == multi) {
-      while (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--"))
-        values.push_back(argv[++i]);
-    } else if (!has_inline_value) {
-      if (i + 1 >= argc) usage_error(command + ": " + flag + " needs a value", usage);
-      values.push_back(argv[++i]);
-    }
-    if (values.empty() || values.back().empty())
-      usage_error(command + ": " + flag + " needs a non-empty value", usage);
-    std::vector<std::string>& kept = flags.values[flag];
-    if (flag != multi) kept.clear();
-    kept.insert(kept.end(), values.begin(), values.end());
-  }
-  return flags;
+  FlagSpec spec{valued, {}, {}, {}};
+  if (!list.empty()) spec.lists.push_back(list);
+  return tessera::parse_flags(argc, argv, spec, [&](const std::string& what) { usage_error(command + ": " + what, usage); });
 }
 
-// `text` as a T in (low, high] or [low, high] as `low_open` says; `range` describes it.
+// `flag`'s value as a T in (low, high] or [low, high] as `low_open` says; `range` describes it.
 template <typename T>
 T parse_train_number(const Flags& flags, const std::string& flag, T low, bool low_open, T high,
                      const char* range) {
-  const std::string text = flags.one(flag);
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < low ||
-      (low_open && value == low) || value > high)
-    usage_error("train: " + flag + " wants " + range + ", got \"" + text + "\"", kTrainUsage);
-  return value;
+  return flag_number<T>(flags, flag, low, low_open, high, range,
+                        [](const std::string& what) { usage_error("train: " + what, kTrainUsage); });
 }
 
 int tokenizer_train(int argc, char** argv) {
   const Flags flags = parse_flags(argc, argv, "train",
-                                  {"--input", "--vocab-size", "--type", "--out",
-                                   "--character-coverage", "--max-sentences", "--threads"},
+                                  {"--vocab-size", "--type", "--out", "--character-coverage",
+                                   "--max-sentences", "--threads"},
                                   "--input", kTrainUsage);
   if (flags.help) {
     std::printf("%s\n", kTrainUsage);

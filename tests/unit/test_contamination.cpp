@@ -12,35 +12,19 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "runtime/error.h"
+#include "test_files.h"
 
 namespace tessera::data {
 namespace {
 namespace fs = std::filesystem;
+using test::fresh_dir;
+using test::write_file;
+using test::user_error_of;
 
 using Words = std::vector<std::string>;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "tessera_contamination_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
 
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
 // `count` words no evaluation text uses ("q17x", ...), deterministic in `seed`.
 std::string filler(int count, uint32_t seed) {

@@ -19,34 +19,17 @@
 #include "data/tokenizer.h"
 #include "launch/commands.h"
 #include "runtime/error.h"
+#include "test_files.h"
 
 namespace tessera::data {
 namespace {
 namespace fs = std::filesystem;
+using test::fresh_dir;
+using test::write_file;
+using test::user_error_of;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "tessera_data_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
 
-// The message of the UserError that f throws; a test failure if it throws none.
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
 // Writes documents of the given lengths (token j of document d = (7*d + j) % vocab) and
 // returns the whole stream.

@@ -14,17 +14,13 @@
 #include "data/shard.h"
 #include "launch/config.h"
 #include "runtime/error.h"
+#include "test_files.h"
 
 namespace tessera::data {
 namespace {
 namespace fs = std::filesystem;
+using test::fresh_dir;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "tessera_mixture_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // A corpus of `tokens` tokens whose ids all lie in [base, base + 10): a sample tells its source.
 std::string write_source(const std::string& dir, int base, int64_t tokens, int64_t vocab = 64) {

@@ -15,21 +15,16 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "runtime/error.h"
+#include "test_files.h"
 
 namespace tessera::data {
 namespace {
 namespace fs = std::filesystem;
+using test::fresh_dir;
+using test::write_file;
+using test::user_error_of;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "tessera_prepare_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
 
 void write_gzip(const std::string& path, const std::string& content, size_t keep_bytes = SIZE_MAX) {
   const std::string temp = path + ".full";
@@ -43,16 +38,6 @@ void write_gzip(const std::string& path, const std::string& content, size_t keep
   fs::remove(temp);
 }
 
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
 std::vector<std::string> read_documents(const InputRange& range, const DocumentOptions& options = {}) {
   DocumentReader reader(range, options);

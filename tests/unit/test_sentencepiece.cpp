@@ -14,38 +14,19 @@
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer.h"
 #include "runtime/error.h"
+#include "test_files.h"
 
 namespace tessera::data {
 namespace {
 namespace fs = std::filesystem;
+using test::fresh_dir;
+using test::write_file;
+using test::read_file;
+using test::user_error_of;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "tessera_sp_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
 // Lines in four scripts plus emoji, combined so the trainer sees a few thousand sentences
 // with repeated words (enough for a few hundred pieces), in the fortune format.
