@@ -370,35 +370,42 @@ Trainer::Validation Trainer::evaluate() {
 // The validation losses: overall, and per language (the mean over the sets of one language)
 // when there are several sets.
 void Trainer::log_validation(int64_t step, const Validation& v) {
-  nlohmann::ordered_json by_language = nlohmann::ordered_json::object();
-  std::vector<int> sets;  // per entry of by_language
+  std::vector<std::string> languages;  // in the order of the sources
+  std::vector<double> sum, sets;
   for (size_t i = 0; i < valid_.size(); ++i) {
     const std::string& lang = valid_[i].language.empty() ? valid_[i].name : valid_[i].language;
-    if (!by_language.contains(lang)) {
-      by_language[lang] = 0.0;
+    const size_t at = std::find(languages.begin(), languages.end(), lang) - languages.begin();
+    if (at == languages.size()) {
+      languages.push_back(lang);
+      sum.push_back(0);
       sets.push_back(0);
     }
-    size_t at = 0;
-    for (auto it = by_language.begin(); it.key() != lang; ++it) ++at;
-    by_language[lang] = by_language[lang].get<double>() + v.per_set[i];
-    ++sets[at];
+    sum[at] += v.per_set[i];
+    sets[at] += 1;
   }
-  char text[64];
+  // metrics.jsonl keeps the style of the step records: "key": value, numbers to 17 digits.
+  const auto number = [](double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", x);
+    return std::string(buf);
+  };
+  char text[256];
   std::snprintf(text, sizeof text, "%.4f", v.overall);
   std::string line = "step " + std::to_string(step) + " | validation loss " + text;
-  nlohmann::ordered_json j{{"step", step}, {"val_loss", v.overall}};
+  std::string json = "{\"step\": " + std::to_string(step) + ", \"val_loss\": " + number(v.overall);
   if (valid_.size() > 1) {
     line += " |";
-    size_t at = 0;
-    for (auto it = by_language.begin(); it != by_language.end(); ++it, ++at) {
-      it.value() = it.value().get<double>() / sets[at];
-      std::snprintf(text, sizeof text, " %s %.4f", it.key().c_str(), it.value().get<double>());
+    json += ", \"val_loss_by_language\": {";
+    for (size_t l = 0; l < languages.size(); ++l) {
+      const double loss = sum[l] / sets[l];
+      std::snprintf(text, sizeof text, " %s %.4f", languages[l].c_str(), loss);
       line += text;
+      json += (l ? ", " : "") + nlohmann::json(languages[l]).dump() + ": " + number(loss);
     }
-    j["val_loss_by_language"] = by_language;
+    json += "}";
   }
   log_info("%s", line.c_str());
-  metrics_ << j.dump() << "\n" << std::flush;
+  metrics_ << json << "}\n" << std::flush;
 }
 
 void Trainer::log_step(int64_t step, const StepResult& r) {
