@@ -19,22 +19,14 @@ namespace fs = std::filesystem;
 using namespace ckpt;
 namespace {
 
-// Index groups and the shard group each one maps onto. The model's values are its master
-// weights (the working copy is their rounding), so model/<name> and optim/master/<name> are two
-// names for the same stored elements.
-const std::pair<const char*, const char*> kIndexGroups[] = {
-    {"model", "master"},
-    {"optim/master", "master"},
-    {"optim/exp_avg", "exp_avg"},
-    {"optim/exp_avg_sq", "exp_avg_sq"},
-};
-
 hid_t file_type(const std::string& dtype) { return dtype == "f64" ? H5T_IEEE_F64LE : H5T_IEEE_F32LE; }
 
-// One stored piece of a global tensor: dataset `dset` of shard `file`.
+// One stored piece of a global tensor: dataset `dset` of shard `file` (row `shard` of the shard
+// table), its elements at byte `offset` of the file (-1: not one contiguous unfiltered block).
 struct Mapping {
   std::string file, dset;
   std::vector<int64_t> start, count;
+  int64_t shard = 0, offset = -1;
 };
 struct Mapped {
   Shape shape;
@@ -45,7 +37,8 @@ struct Mapped {
 std::map<std::string, std::map<std::string, Mapped>> read_mappings(const std::string& dir,
                                                                    const std::vector<ShardFile>& shards) {
   std::map<std::string, std::map<std::string, Mapped>> out;
-  for (const ShardFile& s : shards) {
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const ShardFile& s = shards[i];
     h5::Handle f(H5Fopen((dir + "/" + s.file).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     TS_CHECK_HDF5(f.get());
     for (const char* group : {"master", "exp_avg", "exp_avg_sq"}) {
@@ -57,14 +50,48 @@ std::map<std::string, std::map<std::string, Mapped>> read_mappings(const std::st
         m.shape = to_shape(h5::read_ints_attr(t.get(), "global_shape"));
         for (const std::string& piece : link_names(t.get())) {
           h5::Handle ds(H5Dopen2(t.get(), piece.c_str(), H5P_DEFAULT), H5Dclose);
+          h5::Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+          const haddr_t addr = H5Dget_offset(ds.get());
+          const bool plain = H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS &&
+                             H5Pget_nfilters(dcpl.get()) == 0 && addr != HADDR_UNDEF;
           m.pieces.push_back({s.file, std::string("/") + group + "/" + tensor + "/" + piece,
                               h5::read_ints_attr(ds.get(), "global_start"),
-                              from_shape(dataset_shape(ds.get()))});
+                              from_shape(dataset_shape(ds.get())), static_cast<int64_t>(i),
+                              plain ? static_cast<int64_t>(addr) : -1});
         }
       }
     }
   }
   return out;
+}
+
+// /pieces: where every stored piece's elements sit in its shard file, so that a reader can
+// fetch them with plain sequential reads instead of through the virtual datasets. Written only
+// when every piece is one contiguous, unfiltered block (shard_write makes them so).
+void write_piece_table(hid_t root, const std::map<std::string, std::map<std::string, Mapped>>& mappings) {
+  std::vector<std::string> groups, tensors;
+  std::vector<int64_t> shard, offset, start, count;  // start, count: (n, 4), unused dimensions 0, 1
+  for (const auto& [group, by_tensor] : mappings)
+    for (const auto& [tensor, m] : by_tensor)
+      for (const Mapping& p : m.pieces) {
+        if (p.offset < 0) return;
+        groups.push_back(group);
+        tensors.push_back(tensor);
+        shard.push_back(p.shard);
+        offset.push_back(p.offset);
+        for (int d = 0; d < 4; ++d) {
+          start.push_back(d < m.shape.rank ? p.start[d] : 0);
+          count.push_back(d < m.shape.rank ? p.count[d] : 1);
+        }
+      }
+  h5::Handle g(H5Gcreate2(root, "pieces", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  TS_CHECK_HDF5(g.get());
+  write_strings(g.get(), "group", groups);
+  write_strings(g.get(), "tensor", tensors);
+  write_vector(g.get(), "shard", H5T_STD_I64LE, H5T_NATIVE_INT64, shard);
+  write_vector(g.get(), "offset", H5T_STD_I64LE, H5T_NATIVE_INT64, offset);
+  write_matrix(g.get(), "start", 4, start);
+  write_matrix(g.get(), "count", 4, count);
 }
 
 void write_index(const std::string& dir, const CheckpointMeta& meta, const std::vector<ShardFile>& shards) {
@@ -103,6 +130,7 @@ void write_index(const std::string& dir, const CheckpointMeta& meta, const std::
     write_vector(g.get(), "bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, bytes);
     write_vector(g.get(), "crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32, crcs);
   }
+  write_piece_table(root, mappings);
   const double nan = std::nan("");
   for (const auto& [index_group, shard_group] : kIndexGroups) {
     const auto it = mappings.find(shard_group);
@@ -167,6 +195,10 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
     h5::write_string_attr(f.get(), "dtype", data.dtype);
     const bool f64 = data.dtype == "f64";
     const size_t elem = f64 ? 8 : 4;
+    // Contiguous and unfiltered: each piece is one block of the file, which the index records
+    // and the reader fetches with plain reads (/pieces in index.h5).
+    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    TS_CHECK_HDF5(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS));
     for (size_t g = 0; g < data.groups.size(); ++g) {
       for (const ShardData::Entry& e : data.entries) {
         h5::Handle t = h5::create_groups(f.get(), data.groups[g] + "/" + e.tensor);
@@ -179,7 +211,7 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
           H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
           h5::Handle space(H5Screate_simple(s.rank, count, nullptr), H5Sclose);
           h5::Handle ds(H5Dcreate2(t.get(), std::to_string(k).c_str(), file_type(data.dtype),
-                                   space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+                                   space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
           if (!ds.ok()) throw UserError(path + ": cannot write (" + os_reason() + ")");
           h5::write_ints_attr(ds.get(), "global_start",
                               std::vector<int64_t>(s.global_start.begin(), s.global_start.begin() + s.rank));

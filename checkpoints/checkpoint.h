@@ -8,7 +8,11 @@
 //
 // This module does the file work; the trainer decides when to save and what each rank owns.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -106,6 +110,29 @@ class CheckpointReader {
   // pieces of [lo, hi) are read. A missing tensor or different global shape is a UserError.
   void read(const std::string& group, const Param& p, int64_t lo, int64_t hi, void* buf,
             DType buf_dtype, int64_t buf_offset) const;
+
+  // One read() as data: the caller keeps `param` and `buf` alive.
+  struct SliceRead {
+    std::string group;
+    const Param* param = nullptr;
+    int64_t lo = 0, hi = 0;
+    void* buf = nullptr;
+    DType buf_dtype = DType::f32;
+    int64_t buf_offset = 0;
+  };
+  // Every read of `reads`, planned together: their bytes are sorted by place in the shard files
+  // and fetched with large sequential reads, one pass over each file. Every shard listed in
+  // `verify` is read whole in that same pass and its CRC-32 checked; the result has one line per
+  // listed shard, "" when it matches (verify_shard's lines). The buffers hold unchecked data
+  // until the caller has seen every line empty. `read_done(i)`, when given, is called on this
+  // thread as soon as reads[i] is complete, while the pass goes on. `io_buffer`, when given, is
+  // idle memory the reads may use for their buffers (its contents are lost) instead of mapping
+  // their own: up to 64 MiB of it is used. Reads a checkpoint without a piece table (written
+  // before it existed) through HDF5 and verify_shard instead.
+  std::vector<std::string> read_slices(const std::vector<SliceRead>& reads,
+                                       const std::vector<size_t>& verify,
+                                       const std::function<void(size_t)>& read_done = {},
+                                       std::span<char> io_buffer = {}) const;
   // Every parameter of `registry` (each rank its local elements) from model/<name>, converted to
   // the parameter's dtype; staging is one parameter's local elements at a time.
   void load_parameters(Device& dev, ParamRegistry& registry) const;
@@ -115,6 +142,20 @@ class CheckpointReader {
   int64_t file_ = -1;  // hid_t of index.h5
   CheckpointMeta meta_;
   std::vector<ShardFile> shards_;
+  // index.h5's /pieces: where each stored piece's elements sit (row-major, `meta_.dtype`,
+  // little-endian) in its shard file. Keyed by "<shard group>/<tensor>"; empty when absent.
+  struct StoredPiece {
+    int64_t shard = 0, offset = 0;
+    std::array<int64_t, 4> start{}, count{};
+  };
+  std::map<std::string, std::vector<StoredPiece>> pieces_;
+
+  // UserError unless index dataset group/<p.name> exists with p's global shape.
+  void check_tensor(const std::string& group, const Param& p) const;
+  std::string checksum_line(size_t shard, uint32_t crc) const;
+  std::vector<std::string> read_slices_hdf5(const std::vector<SliceRead>& reads,
+                                            const std::vector<size_t>& verify,
+                                            const std::function<void(size_t)>& read_done) const;
 };
 
 }  // namespace tessera

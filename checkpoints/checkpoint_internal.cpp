@@ -2,10 +2,11 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "checkpoints/crc32.h"
 
 namespace tessera::ckpt {
 
@@ -31,7 +32,7 @@ std::string file_crc32(const std::string& path, bool sync, int64_t& bytes, uint3
     return path + ": cannot sync to disk (" + why + ")";
   }
   std::vector<unsigned char> buf(8 << 20);
-  uLong c = crc32(0L, Z_NULL, 0);
+  uint32_t c = 0;
   bytes = 0;
   for (;;) {
     const ssize_t n = ::read(fd, buf.data(), buf.size());
@@ -41,11 +42,11 @@ std::string file_crc32(const std::string& path, bool sync, int64_t& bytes, uint3
       return path + ": cannot read (" + why + ")";
     }
     if (n == 0) break;
-    c = crc32(c, buf.data(), static_cast<uInt>(n));
+    c = crc32_update(c, buf.data(), static_cast<size_t>(n));
     bytes += n;
   }
   ::close(fd);
-  crc = static_cast<uint32_t>(c);
+  crc = c;
   return "";
 }
 
@@ -104,6 +105,24 @@ void write_strings(hid_t loc, const char* name, const std::vector<std::string>& 
   h5::Handle ds(H5Dcreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   TS_CHECK_HDF5(ds.get());
   if (n) TS_CHECK_HDF5(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()));
+}
+
+void write_matrix(hid_t loc, const char* name, hsize_t columns, const std::vector<int64_t>& values) {
+  const hsize_t dims[2] = {values.size() / columns, columns};
+  h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+  h5::Handle ds(H5Dcreate2(loc, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  TS_CHECK_HDF5(ds.get());
+  if (!values.empty()) TS_CHECK_HDF5(H5Dwrite(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+}
+
+std::vector<int64_t> read_all_ints(hid_t loc, const char* name) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return {};
+  h5::Handle ds(H5Dopen2(loc, name, H5P_DEFAULT), H5Dclose);
+  h5::Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::vector<int64_t> v(n > 0 ? n : 0);
+  if (!v.empty() && H5Dread(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0) return {};
+  return v;
 }
 
 std::vector<std::string> read_strings(hid_t loc, const char* name) {

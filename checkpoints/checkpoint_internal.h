@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoints/hdf5.h"
@@ -15,6 +16,16 @@ namespace tessera::ckpt {
 
 inline constexpr const char* kFormat = "tessera-checkpoint";
 inline constexpr const char* kShardFormat = "tessera-checkpoint-shard";
+
+// Index groups and the shard group each one maps onto. The model's values are its master
+// weights (the working copy is their rounding), so model/<name> and optim/master/<name> are two
+// names for the same stored elements.
+inline constexpr std::pair<const char*, const char*> kIndexGroups[] = {
+    {"model", "master"},
+    {"optim/master", "master"},
+    {"optim/exp_avg", "exp_avg"},
+    {"optim/exp_avg_sq", "exp_avg_sq"},
+};
 
 std::string os_reason();  // strerror(errno)
 // Syncs a file or directory to disk; UserError naming it on failure.
@@ -38,6 +49,11 @@ void write_vector(hid_t loc, const char* name, hid_t file_t, hid_t mem_t, const 
   TS_CHECK_HDF5(ds.get());
   if (n) TS_CHECK_HDF5(H5Dwrite(ds.get(), mem_t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()));
 }
+
+// An int64 table of `columns` columns, `values` row by row.
+void write_matrix(hid_t loc, const char* name, hsize_t columns, const std::vector<int64_t>& values);
+// Every element of an int64 dataset, row by row ({} when absent or unreadable).
+std::vector<int64_t> read_all_ints(hid_t loc, const char* name);
 
 template <typename T>
 std::vector<T> read_vector(hid_t loc, const char* name, hid_t mem_t) {

@@ -50,6 +50,25 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
   if (files.size() != ranks.size() || files.size() != bytes.size() || files.size() != crcs.size())
     throw UserError(index + ": the shard table is damaged");
   for (size_t i = 0; i < files.size(); ++i) shards_.push_back({files[i], ranks[i], bytes[i], crcs[i]});
+  if (H5Lexists(f, "pieces", H5P_DEFAULT) > 0) {
+    h5::Handle p(H5Gopen2(f, "pieces", H5P_DEFAULT), H5Gclose);
+    const auto groups = read_strings(p.get(), "group");
+    const auto tensors = read_strings(p.get(), "tensor");
+    const auto shard = read_vector<int64_t>(p.get(), "shard", H5T_NATIVE_INT64);
+    const auto offset = read_vector<int64_t>(p.get(), "offset", H5T_NATIVE_INT64);
+    const auto start = read_all_ints(p.get(), "start");
+    const auto count = read_all_ints(p.get(), "count");
+    const size_t n = groups.size();
+    bool ok = tensors.size() == n && shard.size() == n && offset.size() == n &&
+              start.size() == 4 * n && count.size() == 4 * n;
+    for (size_t i = 0; ok && i < n; ++i) {
+      StoredPiece piece{shard[i], offset[i], {}, {}};
+      for (int d = 0; d < 4; ++d) piece.start[d] = start[4 * i + d], piece.count[d] = count[4 * i + d];
+      ok = piece.shard >= 0 && piece.shard < static_cast<int64_t>(shards_.size()) && piece.offset >= 0;
+      pieces_[groups[i] + "/" + tensors[i]].push_back(piece);
+    }
+    if (!ok) throw UserError(index + ": the piece table is damaged");
+  }
 }
 
 CheckpointReader::~CheckpointReader() {
@@ -76,13 +95,16 @@ std::string CheckpointReader::verify_shard(size_t i) const {
   int64_t bytes = 0;
   uint32_t crc = 0;
   if (std::string e = file_crc32(path, false, bytes, crc); !e.empty()) return e;
-  if (crc != s.crc32) {
-    char msg[96];
-    std::snprintf(msg, sizeof msg, ": shard fails its checksum (crc32 %08x, index says %08x)",
-                  static_cast<unsigned>(crc), static_cast<unsigned>(s.crc32));
-    return path + msg;
-  }
-  return "";
+  return checksum_line(i, crc);
+}
+
+std::string CheckpointReader::checksum_line(size_t i, uint32_t crc) const {
+  const ShardFile& s = shards_[i];
+  if (crc == s.crc32) return "";
+  char msg[96];
+  std::snprintf(msg, sizeof msg, ": shard fails its checksum (crc32 %08x, index says %08x)",
+                static_cast<unsigned>(crc), static_cast<unsigned>(s.crc32));
+  return dir_ + "/" + s.file + msg;
 }
 
 std::string CheckpointReader::first_problem(bool checksums) const {
@@ -125,8 +147,7 @@ bool CheckpointReader::has(const std::string& group, const std::string& tensor) 
   return path_exists(static_cast<hid_t>(file_), group + "/" + tensor);
 }
 
-void CheckpointReader::read(const std::string& group, const Param& p, int64_t lo, int64_t hi,
-                            void* buf, DType buf_dtype, int64_t buf_offset) const {
+void CheckpointReader::check_tensor(const std::string& group, const Param& p) const {
   const std::string name = group + "/" + p.name;
   if (!has(group, p.name)) throw UserError(dir_ + ": tensor " + name + " is missing (a different model?)");
   const h5::QuietErrors quiet;
@@ -136,22 +157,43 @@ void CheckpointReader::read(const std::string& group, const Param& p, int64_t lo
   if (!(stored == p.global_shape))
     throw UserError(dir_ + ": tensor " + name + " is " + stored.str() + " in the checkpoint, the model's is " +
                     p.global_shape.str() + " (the [model] config differs from the one that wrote it)");
-  h5::Handle file_space(H5Dget_space(ds.get()), H5Sclose);
-  const bool f64 = buf_dtype == DType::f64;
-  TS_ASSERT(f64 || buf_dtype == DType::f32, "checkpoint reads into f32 or f64 buffers");
-  const size_t elem = f64 ? 8 : 4;
-  for (const SliceCopy& s : param_slices(p, lo, hi, buf_offset)) {
-    hsize_t box[4], start[4], count[4], gstart[4];
-    for (int d = 0; d < s.rank; ++d)
-      box[d] = s.box_shape[d], start[d] = s.box_start[d], count[d] = s.count[d], gstart[d] = s.global_start[d];
-    h5::Handle mem(H5Screate_simple(s.rank, box, nullptr), H5Sclose);
-    H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, gstart, nullptr, count, nullptr);
-    char* dst = static_cast<char*>(buf) + s.buf_offset * elem;
-    if (H5Dread(ds.get(), f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, mem.get(), file_space.get(),
-                H5P_DEFAULT, dst) < 0)
-      throw UserError(dir_ + ": cannot read tensor " + name + " (a shard is missing or corrupted)");
+}
+
+void CheckpointReader::read(const std::string& group, const Param& p, int64_t lo, int64_t hi,
+                            void* buf, DType buf_dtype, int64_t buf_offset) const {
+  read_slices({SliceRead{group, &p, lo, hi, buf, buf_dtype, buf_offset}}, {});
+}
+
+// Through the index's virtual datasets, piece by piece: for checkpoints without a piece table.
+std::vector<std::string> CheckpointReader::read_slices_hdf5(
+    const std::vector<SliceRead>& reads, const std::vector<size_t>& verify,
+    const std::function<void(size_t)>& read_done) const {
+  for (size_t i = 0; i < reads.size(); ++i) {
+    const SliceRead& r = reads[i];
+    const std::string name = r.group + "/" + r.param->name;
+    check_tensor(r.group, *r.param);
+    const h5::QuietErrors quiet;
+    h5::Handle ds(H5Dopen2(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT), H5Dclose);
+    h5::Handle file_space(H5Dget_space(ds.get()), H5Sclose);
+    const bool f64 = r.buf_dtype == DType::f64;
+    const size_t elem = f64 ? 8 : 4;
+    for (const SliceCopy& s : param_slices(*r.param, r.lo, r.hi, r.buf_offset)) {
+      hsize_t box[4], start[4], count[4], gstart[4];
+      for (int d = 0; d < s.rank; ++d)
+        box[d] = s.box_shape[d], start[d] = s.box_start[d], count[d] = s.count[d], gstart[d] = s.global_start[d];
+      h5::Handle mem(H5Screate_simple(s.rank, box, nullptr), H5Sclose);
+      H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, gstart, nullptr, count, nullptr);
+      char* dst = static_cast<char*>(r.buf) + s.buf_offset * elem;
+      if (H5Dread(ds.get(), f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, mem.get(), file_space.get(),
+                  H5P_DEFAULT, dst) < 0)
+        throw UserError(dir_ + ": cannot read tensor " + name + " (a shard is missing or corrupted)");
+    }
+    if (read_done) read_done(i);
   }
+  std::vector<std::string> problems;
+  for (size_t i : verify) problems.push_back(verify_shard(i));
+  return problems;
 }
 
 }  // namespace tessera

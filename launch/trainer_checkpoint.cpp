@@ -2,10 +2,15 @@
 // writer with the ranks agreeing on progress at step boundaries, and resuming from the newest
 // valid checkpoint under any layout.
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
 
 #include "checkpoints/failpoint.h"
+#include "model/init.h"
 #include "launch/layout.h"
 #include "launch/trainer.h"
 #include "launch/version.h"
@@ -27,6 +32,26 @@ std::string shard_name(int rank) {
   std::snprintf(buf, sizeof buf, "shard_%05d.h5", rank);
   return buf;
 }
+
+// The shards this rank checksums: each its writer's rank modulo the world (the same layout
+// resuming reads its own shard, so the checksum pass and the load read the same file), unless
+// that gives a rank more than its share; then shard i goes to rank i modulo the world.
+std::vector<size_t> shards_to_verify(const std::vector<ShardFile>& shards, int rank, int world) {
+  std::vector<int> count(world, 0);
+  const size_t share = (shards.size() + world - 1) / world;
+  bool by_writer = true;
+  for (const ShardFile& s : shards) by_writer = by_writer && ++count[s.rank % world] <= static_cast<int>(share);
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < shards.size(); ++i)
+    if (static_cast<int>(by_writer ? shards[i].rank % world : i % world) == rank) mine.push_back(i);
+  return mine;
+}
+
+// A shard's checksum did not match (on any rank): the checkpoint is skipped or fails.
+class ShardChecksumError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 }  // namespace
 
@@ -179,9 +204,9 @@ void Trainer::drain_save() {
   }
 }
 
-// "" when `dir` is a complete checkpoint whose shards all exist with their recorded sizes and
-// checksums (`reader` then holds it open); otherwise the first problem. Collective: shards are
-// checksummed by rank i % world.
+// "" when `dir` is a complete checkpoint whose shards all exist with their recorded sizes
+// (`reader` then holds it open); otherwise the first problem. Collective. The checksums are
+// checked while loading (load_checkpoint).
 std::string Trainer::checkpoint_problem(const std::string& dir, std::unique_ptr<CheckpointReader>& reader) {
   std::string problem;
   try {
@@ -193,45 +218,131 @@ std::string Trainer::checkpoint_problem(const std::string& dir, std::unique_ptr<
   double any = problem.empty() ? 0 : 1;
   world_sum(&any, 1);
   if (any > 0) return problem.empty() ? dir + ": not readable from every rank" : problem;
-  const size_t n = reader->shards().size();
-  std::vector<double> bad(n, 0.0);
-  const int world = topology_.world();
-  if (cfg_.checkpoint.verify)
-    for (size_t i = rank_; i < n; i += world) bad[i] = reader->verify_shard(i).empty() ? 0 : 1;
-  if (n) world_sum(bad.data(), static_cast<int64_t>(n));
-  for (size_t i = 0; i < n; ++i)
-    if (bad[i] > 0) return dir + "/" + reader->shards()[i].file + ": shard fails its checksum";
   return "";
 }
 
-// Every rank reads its own slices of the global tensors: its optimizer range of the master
-// weights and moments, and its parameters' local elements — under ZeRO-1 only those in its
-// range, the rest arriving from the other data-parallel ranks through the usual parameter
-// all-gather (resume() runs it), so the checkpoint is read once, not once per replica.
+// Every rank reads its own slices of the global tensors: the weights and moments of its
+// optimizer range, which without ZeRO is every local element of its parameters and under ZeRO-1
+// a 1/dp share of them, the rest arriving from the other data-parallel ranks through the
+// parameter all-gather, so the checkpoint is read once, not once per replica.
+//
+// The checksums are taken in the same pass: each shard is checksummed by one rank
+// (shards_to_verify), which reads it whole, in order, taking its own slices from the same bytes;
+// under the writer's layout that is the rank's own shard, so each file is read once. The range
+// is read straight into the optimizer state when that is in host memory (else into host
+// buffers). The reading runs on a thread of its own so that the all-gather, which needs only the
+// weights (the first third of every shard), overlaps the reading of the moments. Nothing runs on
+// the loaded state until every rank has seen its checksums match: a mismatch throws
+// ShardChecksumError on every rank, and resume() re-initialises the state.
 void Trainer::load_checkpoint(const CheckpointReader& r) {
   const CheckpointMeta& meta = r.meta();
   ParamRegistry& reg = model_->registry();
   const bool zero = !shard_grads_.empty();
   const int64_t begin = optimizer_->begin(), n = optimizer_->end() - begin;
   const DType md = optimizer_->master_dtype();
-  std::vector<char> buf(static_cast<size_t>(n) * dtype_size(md));
-  auto load = [&](const char* group, const Tensor& dst, bool stored) {
-    std::fill(buf.begin(), buf.end(), 0);
-    if (stored)
-      for (const AdamW::Piece& piece : optimizer_->pieces()) {
-        const int64_t o = reg.flat_offset(*piece.param);
-        r.read(group, *piece.param, piece.lo - o, piece.hi - o, buf.data(), md, piece.lo - begin);
-      }
-    dev_.copy_from_host(dst, buf.data());
-  };
+  const size_t elem = dtype_size(md);
   // model/<name> holds the master weights; the working weights are their rounding.
-  if (!optimizer_->master().empty()) load("model", optimizer_->master(), true);
+  const bool master = !optimizer_->master().empty();
   const Tensor range = flat_slice(reg.flat_values(), begin, n);
-  if (!zero) r.load_parameters(dev_, reg);  // every local element
-  else if (optimizer_->master().empty()) load("model", range, true);
-  else ops::convert(dev_, range, optimizer_->master());
-  load("optim/exp_avg", optimizer_->exp_avg(), meta.has_optimizer);
-  load("optim/exp_avg_sq", optimizer_->exp_avg_sq(), meta.has_optimizer);
+  const Tensor targets[3] = {master ? optimizer_->master() : range, optimizer_->exp_avg(), optimizer_->exp_avg_sq()};
+  const char* groups[3] = {"model", "optim/exp_avg", "optim/exp_avg_sq"};
+  const bool stored[3] = {true, meta.has_optimizer, meta.has_optimizer};
+  // When the state is not in host memory it is read into host buffers first: the save's
+  // staging buffers (plan_shard made them; idle until the first save, and already in memory, which
+  // fresh pages are not), else new ones. (n) elements of md each.
+  std::vector<char> own[3];
+  char* host[3] = {};
+  std::vector<CheckpointReader::SliceRead> reads;
+  size_t weight_reads = 0;  // reads[0, weight_reads) are the weights
+  for (int g = 0; g < 3; ++g) {
+    if (targets[g].device != DeviceKind::cpu) {
+      const size_t bytes = static_cast<size_t>(n) * elem;
+      if (shard_.buffers.size() == 3 && shard_.buffers[g].size() == bytes) host[g] = shard_.buffers[g].data();
+      else host[g] = (own[g].resize(bytes), own[g].data());
+    }
+    char* into = host[g] ? host[g] : static_cast<char*>(targets[g].data);
+    int64_t covered = 0;  // what no piece covers (the arena's alignment padding) reads as zero
+    for (const AdamW::Piece& piece : optimizer_->pieces()) {
+      if (!stored[g]) break;
+      const int64_t o = reg.flat_offset(*piece.param), at = piece.lo - begin;
+      TS_ASSERT(at >= covered, "optimizer pieces in flat order");
+      std::memset(into + covered * elem, 0, static_cast<size_t>(at - covered) * elem);
+      reads.push_back({groups[g], piece.param, piece.lo - o, piece.hi - o, into, md, at});
+      covered = piece.hi - begin;
+    }
+    std::memset(into + covered * elem, 0, static_cast<size_t>(n - covered) * elem);
+    if (g == 0) weight_reads = reads.size();
+  }
+  const std::vector<size_t> mine = cfg_.checkpoint.verify
+                                       ? shards_to_verify(r.shards(), rank_, topology_.world())
+                                       : std::vector<size_t>{};
+  // The reads' buffers: idle memory already in place, the save staging of a group read in place.
+  std::span<char> io_buffer;
+  for (int g = 0; g < 3 && io_buffer.empty(); ++g)
+    if (!host[g] && g < static_cast<int>(shard_.buffers.size()))
+      io_buffer = {shard_.buffers[g].data(), shard_.buffers[g].size()};
+  std::vector<std::string> lines;
+  std::exception_ptr failed;
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t weights_left = weight_reads;
+  bool finished = false;
+  const double tA = now_s(); double tW = 0, tG = 0, tL = 0;
+  std::thread loader([&] {
+    try {
+      lines = r.read_slices(
+          reads, mine,
+          [&](size_t i) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (i < weight_reads && --weights_left == 0) cv.notify_all();
+          },
+          io_buffer);
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    tL = now_s();
+    finished = true;
+    cv.notify_all();
+  });
+  struct Join {  // also when the all-gather below throws
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{loader};
+  // The working weights from the loaded ones, and under ZeRO-1 the all-gather of everyone's.
+  auto weights_to_parameters = [&] {
+    if (host[0]) dev_.copy_from_host(targets[0], host[0]);
+    if (master) ops::convert(dev_, range, optimizer_->master());
+    gather_parameters();
+  };
+  if (zero) {  // once every rank has its weights, while the moments are still being read
+    bool ready;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return weights_left == 0 || finished; });
+      ready = weights_left == 0;
+    }
+    tW = now_s();
+    if (!world_ || world_->first_rank_with(!ready) < 0) weights_to_parameters();
+    tG = now_s();
+  }
+  loader.join();
+  if (getenv("CK_T")) fprintf(stderr, "rank %d: weights %.3f gathered %.3f loaded %.3f joined %.3f\n", rank_, tW - tA, tG - tA, tL - tA, now_s() - tA);
+  run_agreed(world_, [&] {
+    if (failed) std::rethrow_exception(failed);
+  });
+  const size_t shards = r.shards().size();
+  std::vector<double> bad(shards, 0.0);
+  for (size_t k = 0; k < mine.size(); ++k) bad[mine[k]] = lines[k].empty() ? 0 : 1;
+  if (shards) world_sum(bad.data(), static_cast<int64_t>(shards));
+  for (size_t i = 0; i < shards; ++i)
+    if (bad[i] > 0) throw ShardChecksumError(r.dir() + "/" + r.shards()[i].file + ": shard fails its checksum");
+
+  if (!zero) weights_to_parameters();
+  for (int g = 1; g < 3; ++g)
+    if (host[g]) dev_.copy_from_host(targets[g], host[g]);
   start_step_ = meta.step;
   sample_base_ = meta.samples - meta.step * cfg_.train.global_batch;
   if (rank_ == 0 && meta.seed != cfg_.train.seed)
@@ -247,25 +358,37 @@ void Trainer::resume() {
   const bool automatic = mode == "auto";
   const std::vector<std::string> candidates = automatic ? checkpoint_list(root) : std::vector<std::string>{mode};
   for (const std::string& dir : candidates) {
+    world_sum(0.0);  // the clock starts when every rank is here
     const double t0 = now_s();
     std::unique_ptr<CheckpointReader> reader;
-    const std::string problem = checkpoint_problem(dir, reader);
+    std::string problem = checkpoint_problem(dir, reader);
+    if (problem.empty()) {
+      try {
+        load_checkpoint(*reader);  // agrees on its errors itself
+      } catch (const ShardChecksumError& e) {
+        problem = e.what();
+        // The range may already hold the failed checkpoint's elements: back to the initial state.
+        ParamRegistry& reg = model_->registry();
+        ops::fill_zero(dev_, reg.flat_values());
+        init_parameters(dev_, reg, static_cast<uint64_t>(cfg_.train.seed));
+        optimizer_->init_master(dev_);
+        ops::fill_zero(dev_, optimizer_->exp_avg());
+        ops::fill_zero(dev_, optimizer_->exp_avg_sq());
+      }
+    }
     if (problem.empty()) {
       const CheckpointReader& r = *reader;
-      const double t1 = now_s();
-      run_agreed(world_, [&] { load_checkpoint(r); });
-      gather_parameters();  // ZeRO-1: every rank loaded its range; the dp group shares them
       dev_.synchronize();
-      double t2 = now_s() - t1;
-      comms_.world->all_reduce(Tensor{&t2, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
+      double t = now_s() - t0;
+      comms_.world->all_reduce(Tensor{&t, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
       if (rank_ == 0) {
         int64_t bytes = 0;
         for (const ShardFile& f : r.shards()) bytes += f.bytes;
         log_info("checkpoint: resuming from %s (step %lld, %lld tokens; written by %s; %.1f MiB "
-                 "verified in %.2f s, loaded in %.2f s)",
+                 "read%s and loaded in %.2f s)",
                  dir.c_str(), static_cast<long long>(r.meta().step),
                  static_cast<long long>(r.meta().tokens), r.meta().layout.c_str(),
-                 bytes / 1048576.0, t1 - t0, t2);
+                 bytes / 1048576.0, cfg_.checkpoint.verify ? ", checksums verified," : " (checksums not verified)", t);
       }
       return;
     }

@@ -12,7 +12,11 @@
 #include <random>
 #include <string>
 
+#include <hdf5.h>
+#include <zlib.h>
+
 #include "checkpoints/checkpoint.h"
+#include "checkpoints/crc32.h"
 #include "checkpoints/slices.h"
 #include "model/init.h"
 #include "runtime/error.h"
@@ -224,6 +228,82 @@ TEST_F(CheckpointFiles, PruningKeepsTheNewestAndEveryKeepEveryStep) {
   std::string line;
   std::getline(latest, line);
   EXPECT_EQ(line, "step_00000050");
+}
+
+// read_slices reads every requested slice and, in the same pass, checksums the shards it is
+// told to verify; the result names a corrupted shard exactly as verify_shard does.
+TEST_F(CheckpointFiles, ReadSlicesVerifiesShardsInTheSamePass) {
+  const std::string ck = save(globals(), 2);
+  const std::vector<Param> gl = globals();
+  std::vector<Param> mine;
+  for (const Param& g : gl) {
+    const bool splits = g.shard_dim >= 0;
+    mine.push_back(make_param(g.name, g.global_shape, g.shard_dim, g.shard_parts, splits ? 2 : 1, splits ? 1 : 0));
+  }
+  std::vector<std::vector<float>> bufs(mine.size());
+  std::vector<CheckpointReader::SliceRead> reads;
+  for (size_t t = 0; t < mine.size(); ++t) {
+    bufs[t].assign(mine[t].local_shape.numel(), -1.0f);
+    reads.push_back({"optim/exp_avg", &mine[t], 0, mine[t].local_shape.numel(), bufs[t].data(), DType::f32, 0});
+  }
+  {
+    const CheckpointReader r(ck);
+    const std::vector<std::string> lines = r.read_slices(reads, {0, 1, 2, 3});
+    EXPECT_EQ(lines, std::vector<std::string>(4, ""));
+    for (size_t t = 0; t < mine.size(); ++t)
+      for (int64_t i = 0; i < mine[t].local_shape.numel(); ++i)
+        ASSERT_EQ(bufs[t][i], value(static_cast<int>(t), 1, param_global_index(mine[t], i))) << mine[t].name;
+  }
+  {
+    std::fstream f(ck + "/shard_2.h5", std::ios::in | std::ios::out | std::ios::binary);
+    const auto at = static_cast<std::streamoff>(fs::file_size(ck + "/shard_2.h5") - 7);  // past the data
+    char c = 0;
+    f.seekg(at);
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(at);
+    f.write(&c, 1);
+  }
+  const CheckpointReader r(ck);
+  const std::vector<std::string> lines = r.read_slices(reads, {3, 2});
+  EXPECT_EQ(lines[0], "");
+  EXPECT_NE(lines[1].find("shard_2.h5: shard fails its checksum"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[1], r.verify_shard(2));
+}
+
+// Checkpoints written before index.h5 had its piece table are read through the virtual datasets.
+TEST_F(CheckpointFiles, ACheckpointWithoutThePieceTableStillReads) {
+  const std::string ck = save(globals(), 2);
+  {
+    const hid_t f = H5Fopen((ck + "/index.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GT(H5Lexists(f, "pieces", H5P_DEFAULT), 0) << "the writer records where every piece is";
+    ASSERT_GE(H5Ldelete(f, "pieces", H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  const CheckpointReader r(ck);
+  const Param p = make_param("qkv", {24, 8}, 0, 3, 2, 1);
+  std::vector<double> buf(p.local_shape.numel(), -1.0);
+  const std::vector<std::string> lines =
+      r.read_slices({{"optim/exp_avg_sq", &p, 0, p.local_shape.numel(), buf.data(), DType::f64, 0}}, {0, 1});
+  EXPECT_EQ(lines, std::vector<std::string>(2, ""));
+  for (int64_t i = 0; i < p.local_shape.numel(); ++i) ASSERT_EQ(buf[i], value(0, 2, param_global_index(p, i)));
+}
+
+TEST(CheckpointCrc32, EqualsZlibForEveryLengthAlignmentAndStart) {
+  std::mt19937 rng(11);
+  std::vector<unsigned char> data(70000);
+  for (auto& c : data) c = static_cast<unsigned char>(rng());
+  for (size_t offset = 0; offset < 17; ++offset)
+    for (size_t n = 0; n < 700; n += (n < 200 ? 1 : 13)) {
+      const uint32_t start = offset % 3 == 0 ? 0 : static_cast<uint32_t>(rng());
+      ASSERT_EQ(ckpt::crc32_update(start, data.data() + offset, n),
+                static_cast<uint32_t>(crc32_z(start, data.data() + offset, n)))
+          << "offset " << offset << " length " << n;
+    }
+  const uint32_t whole = ckpt::crc32_update(0, data.data(), data.size());
+  EXPECT_EQ(whole, static_cast<uint32_t>(crc32_z(0, data.data(), data.size())));
+  EXPECT_EQ(ckpt::crc32_update(ckpt::crc32_update(0, data.data(), 4097), data.data() + 4097, data.size() - 4097), whole);
 }
 
 // Peak resident memory (VmHWM) reset through /proc/self/clear_refs; -1 when unavailable.
