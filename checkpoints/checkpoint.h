@@ -127,7 +127,7 @@ class CheckpointReader {
   // until the caller has seen every line empty. `read_done(i)`, when given, is called on this
   // thread as soon as reads[i] is complete, while the pass goes on. `io_buffer`, when given, is
   // idle memory the reads may use for their buffers (its contents are lost) instead of mapping
-  // their own: up to 64 MiB of it is used. Reads a checkpoint without a piece table (written
+  // their own: up to 96 MiB of it is used. Reads a checkpoint without a piece table (written
   // before it existed) through HDF5 and verify_shard instead.
   std::vector<std::string> read_slices(const std::vector<SliceRead>& reads,
                                        const std::vector<size_t>& verify,

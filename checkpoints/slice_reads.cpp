@@ -33,12 +33,13 @@ namespace {
 // File offsets, lengths and buffers of direct reads are multiples of this (the disk's physical
 // block size covers every logical one).
 constexpr int64_t kAlign = 4096;
-// Largest read: big enough that a request's fixed cost is small against its transfer (4 ranks
-// reading 1.5 GB: 16 MiB reads took 1.28 s, 8 MiB 1.48 s, medians of 5 on the virtio disk).
-static int64_t kMaxChunk = getenv("CK_CHUNK") ? atol(getenv("CK_CHUNK")) << 20 : 16 << 20;
-// Reads kept in flight per file, and buffers in the ring (readers fill ahead of the consumer).
-static int kReaders = getenv("CK_READERS") ? atoi(getenv("CK_READERS")) : 2;
-static int kRing = getenv("CK_RING") ? atoi(getenv("CK_RING")) : 4;
+// Largest read, reads in flight per file and buffers in the ring (readers fill ahead of the
+// consumer). Measured on the 2-core virtio machine, 4 ranks reading 1.5 GB from a dropped page
+// cache: 16 MiB reads beat 8 MiB, and four in flight per file (0.56-1.42 s over 9 runs) beat two
+// (0.68-2.00 s), both far noisier than their difference.
+constexpr int64_t kMaxChunk = 16 << 20;
+constexpr int kReaders = 4;
+constexpr int kRing = 6;
 // Unwanted bytes between two wanted ranges of a file are read through, not skipped, up to this
 // many: one more request costs more than reading them.
 constexpr int64_t kReadThrough = 1 << 20;
@@ -246,7 +247,7 @@ class ChunkPipe {
   std::string path_;
   int fd_ = -1;
   std::vector<Chunk> chunks_;
-  Buffer ring_[16];
+  Buffer ring_[kRing];
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int64_t> got_;  // per chunk: -1 pending, -2 failed, else bytes read
@@ -280,8 +281,8 @@ uint32_t read_shard(const std::string& path, int64_t bytes, const std::vector<Ru
   }
   int64_t total = 0;
   for (const auto& s : spans) total += s.end - s.begin;
-  // Small reads get small buffers: the ring stays a fraction of what is read.
-  int64_t chunk_bytes = std::clamp(align_up(total / 16), kAlign * 64, kMaxChunk);
+  // Small reads get small buffers: the ring stays at most a quarter of what is read.
+  int64_t chunk_bytes = std::clamp(align_up(total / (4 * kRing)), kAlign * 64, kMaxChunk);
   // A caller's idle, already resident memory serves as the ring when it holds one of at least
   // 1 MiB reads: fresh pages cost more than the reading on a virtual machine (4 ranks mapping a
   // 64 MiB ring each took 0.35 s before the first byte came in).

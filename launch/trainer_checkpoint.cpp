@@ -287,7 +287,6 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
   std::condition_variable cv;
   size_t weights_left = weight_reads;
   bool finished = false;
-  const double tA = now_s(); double tW = 0, tG = 0, tL = 0;
   std::thread loader([&] {
     try {
       lines = r.read_slices(
@@ -301,7 +300,6 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
       failed = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(mu);
-    tL = now_s();
     finished = true;
     cv.notify_all();
   });
@@ -324,12 +322,9 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
       cv.wait(lock, [&] { return weights_left == 0 || finished; });
       ready = weights_left == 0;
     }
-    tW = now_s();
     if (!world_ || world_->first_rank_with(!ready) < 0) weights_to_parameters();
-    tG = now_s();
   }
   loader.join();
-  if (getenv("CK_T")) fprintf(stderr, "rank %d: weights %.3f gathered %.3f loaded %.3f joined %.3f\n", rank_, tW - tA, tG - tA, tL - tA, now_s() - tA);
   run_agreed(world_, [&] {
     if (failed) std::rethrow_exception(failed);
   });
