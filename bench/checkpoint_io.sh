@@ -7,7 +7,7 @@
 # plus the ZeRO parameter all-gather, from a dropped page cache.
 #
 # usage: bench/checkpoint_io.sh [build/tessera] [scratch dir on the disk to measure]
-#        SKIP_ASYNC=1 bench/checkpoint_io.sh ...   (save and load only)
+#        ROUNDS=N (default 3): rounds of dd + save + load; SKIP_ASYNC=1: without the step-time part
 set -euo pipefail
 TESSERA=$(realpath "${1:-build/tessera}")
 SRC=$(realpath "$(dirname "$0")/..")
@@ -35,44 +35,63 @@ train = "tr"
 every = 1
 TOML
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null && echo dropped || echo kept; }
+# The disk's rates drift by several times within minutes on shared virtual disks, so each round
+# measures dd next to tessera and the ratios are taken within a round; the summary gives their
+# medians over ROUNDS rounds. Load is reported twice: until every rank's reads and checksums
+# were done ("reads"), and until the state was ready to train ("ready": the ZeRO parameter
+# all-gather included).
 bytes=1490000000
-echo "== dd: sequential write with fsync, then read ($((bytes / 1000000)) MB) =="
-w=$( { dd if=/dev/zero of=dd.bin bs=8M count=$((bytes / 8388608)) conv=fsync 2>&1 >/dev/null; } | tail -1)
-cache=$(drop_caches)
-r=$( { dd if=dd.bin of=/dev/null bs=8M 2>&1 >/dev/null; } | tail -1)
-rm -f dd.bin
-echo "dd write: $w"
-echo "dd read ($cache page cache): $r"
-echo "== tessera: 4 ranks, save after step 1 (synchronous), then resume =="
-mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"save"' --set train.stop_at=1 2>&1 | grep -E "parameters|checkpoint:|stopped"
+train() { mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml "$@" 2>&1; }
+secs() { sed -E "s/.*$1 ([0-9.]+) s.*/\1/" <<<"$2"; }
+mbs() { sed -E 's/.* copied, ([0-9.]+) s.*/\1/' <<<"$1" | awk -v b=$((bytes / 8388608 * 8388608)) '{ printf "%.0f", b / $1 / 1e6 }'; }
 ck=save/checkpoints/step_00000001
-size=$(du -sb $ck | awk '{print $1}')
-awk -v b="$size" 'BEGIN { printf "checkpoint size: %.1f MB\n", b / 1e6 }'
-cache=$(drop_caches)
-t0=$(date +%s.%N)
-for f in $ck/shard_*.h5; do dd if="$f" of=/dev/null bs=8M 2>/dev/null & done; wait
-shards_dd=$(awk -v b="$size" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.0f", b / (t1 - t0) / 1e6 }')
-echo "dd read of the checkpoint's shards, one dd per shard in parallel ($cache page cache): $shards_dd MB/s"
-# rate LOGLINE: MB/s of a resume (its reads, checksums and the ZeRO parameter all-gather)
-rate() { sed -E 's/.* loaded in ([0-9.]+) s\).*/\1/' <<<"$1" | awk -v b="$size" '{ printf "%.2f s = %.0f MB/s", $1, b / $1 / 1e6 }'; }
-cache=$(drop_caches)
-echo "(page cache $cache before loading)"
-line=$(mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"save"' --set train.steps=1 \
-  --set checkpoint.resume='"auto"' 2>&1 | grep -E "checkpoint:")
-echo "$line"
-verified=$(rate "$line")
-cache=$(drop_caches)
-echo "(page cache $cache; resuming again without checksum verification)"
-line=$(mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"save"' --set train.steps=1 \
-  --set checkpoint.resume='"auto"' --set checkpoint.verify=false 2>&1 | grep -E "checkpoint:")
-echo "$line"
-unverified=$(rate "$line")
-dd_read=$(sed -E 's/.* copied, ([0-9.]+) s.*/\1/' <<<"$r" | awk -v b=$((bytes / 8388608 * 8388608)) '{ printf "%.0f", b / $1 / 1e6 }')
-for what in "verified:$verified" "not verified:$unverified"; do
-  mbs=$(sed -E 's/.*= ([0-9]+) MB\/s/\1/' <<<"${what#*:}")
-  awk -v w="${what%%:*}" -v t="${what#*:}" -v m="$mbs" -v d="$dd_read" -v s="$shards_dd" \
-    'BEGIN { printf "load (%s): %s: %.0f%% of dd read (%s MB/s), %.0f%% of dd over the shards (%s MB/s)\n", w, t, 100 * m / d, d, 100 * m / s, s }'
+: > rounds.txt
+for round in $(seq "${ROUNDS:-3}"); do
+  echo "== round $round =="
+  w=$( { dd if=/dev/zero of=dd.bin bs=8M count=$((bytes / 8388608)) conv=fsync 2>&1 >/dev/null; } | tail -1)
+  echo "dd write with fsync: $w"
+  cache=$(drop_caches)
+  r=$( { dd if=dd.bin of=/dev/null bs=8M 2>&1 >/dev/null; } | tail -1)
+  rm -f dd.bin
+  echo "dd read ($cache page cache): $r"
+  rm -rf save
+  line=$(train --set log.dir='"save"' --set train.stop_at=1 | grep -E "checkpoint: saved")
+  echo "$line"
+  size=$(du -sb $ck | awk '{print $1}')
+  save_s=$(sed -E 's/.*\(([0-9.]+) s\).*/\1/' <<<"$line")
+  cache=$(drop_caches)
+  t0=$(date +%s.%N)
+  for f in $ck/shard_*.h5; do dd if="$f" of=/dev/null bs=8M 2>/dev/null & done; wait
+  shards_dd=$(awk -v b="$size" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.0f", b / (t1 - t0) / 1e6 }')
+  echo "dd read of the checkpoint's shards, one dd per shard in parallel ($cache page cache): $shards_dd MB/s"
+  order="true false"; [ $((round % 2)) = 0 ] && order="false true"  # alternate which goes first
+  for verify in $order; do
+    cache=$(drop_caches)
+    line=$(train --set log.dir='"save"' --set train.steps=1 --set checkpoint.resume='"auto"' \
+      --set checkpoint.verify=$verify | grep -E "checkpoint: resuming")
+    echo "(page cache $cache) $line"
+    declare "read_$verify=$(secs 'read in' "$line")" "loaded_$verify=$(secs 'loaded in' "$line")"
+  done
+  echo "$round $size $(mbs "$w") $(mbs "$r") $shards_dd $save_s $read_true $loaded_true $read_false $loaded_false" >> rounds.txt
 done
+/usr/bin/python3 - <<'PY'
+import statistics as st
+rows = [list(map(float, l.split())) for l in open("rounds.txt")]
+print("\n== per round: MB/s (% of the same round's dd: save against dd write, load against the parallel dd over the shards) ==")
+print("round | dd write | save | dd read | dd shards | verified: reads, ready | not verified: reads, ready")
+ratios = {k: [] for k in ("save", "vread", "vload", "uread", "uload")}
+for r, size, dw, dr, ds, save, rv, lv, ru, lu in rows:
+    mb = size / 1e6
+    got = {"save": mb / save / dw, "vread": mb / rv / ds, "vload": mb / lv / ds, "uread": mb / ru / ds, "uload": mb / lu / ds}
+    for k, v in got.items(): ratios[k].append(v)
+    print(f"{int(r)} | {dw:.0f} | {mb / save:.0f} ({got['save']:.0%}) | {dr:.0f} | {ds:.0f} | "
+          f"{mb / rv:.0f} ({got['vread']:.0%}), {mb / lv:.0f} ({got['vload']:.0%}) | "
+          f"{mb / ru:.0f} ({got['uread']:.0%}), {mb / lu:.0f} ({got['uload']:.0%})")
+m = {k: st.median(v) for k, v in ratios.items()}
+print(f"median over {len(rows)} rounds: save {m['save']:.0%} of dd write; load with checksums: "
+      f"reads {m['vread']:.0%}, ready {m['vload']:.0%} of dd read; without: reads {m['uread']:.0%}, "
+      f"ready {m['uload']:.0%}")
+PY
 [ "${SKIP_ASYNC:-0}" = 1 ] && exit 0
 echo "== tessera: step time, no checkpoints vs an asynchronous save after every step =="
 mpirun --oversubscribe -np 4 "$TESSERA" train gpt2.toml --set log.dir='"plain"' 2>&1 | grep -E "^step"

@@ -152,10 +152,23 @@ DocumentFormat detect_format(const std::string& path) {
   std::string name = path;
   if (ends_with(name, ".gz")) name.resize(name.size() - 3);
   if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson")) return DocumentFormat::kJsonl;
-  LineSource source(path, 0);
-  std::string line;
-  while (source.getline(line)) {
-    if (line == "%\n" || line == "%\r\n" || line == "%") return DocumentFormat::kFortune;
+  // Only the head of the text decides, so planning reads a bounded amount of every file.
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) throw UserError("cannot read input " + path + ": " + std::strerror(errno));
+  std::string head(kFormatProbeBytes, '\0');
+  const int got = gzread(file, head.data(), static_cast<unsigned>(head.size()));
+  gzclose(file);
+  if (got < 0) throw UserError("input " + path + " is corrupt or truncated");
+  head.resize(static_cast<size_t>(got));
+  const bool whole = head.size() < kFormatProbeBytes;
+  for (size_t at = 0; at < head.size();) {
+    const size_t nl = head.find('\n', at);
+    const std::string_view line(head.data() + at, (nl == std::string::npos ? head.size() : nl) - at);
+    // The head's last line counts only when it is complete (or the file's last).
+    if ((line == "%" || line == "%\r") && (nl != std::string::npos || whole))
+      return DocumentFormat::kFortune;
+    if (nl == std::string::npos) break;
+    at = nl + 1;
   }
   return DocumentFormat::kParagraphs;
 }

@@ -5,8 +5,10 @@
 //   kJsonl       names ending in .jsonl or .ndjson (optionally .gz): one JSON object per
 //                non-blank line; the text is the string field `text_field`, the language the
 //                optional string field `language_field`.
-//   kFortune     any other file holding a line that is just "%": those lines separate
-//                documents (the fortune format).
+//   kFortune     any other file with a line that is just "%" in its first kFormatProbeBytes
+//                (1 MiB of text, after decompression): those lines separate documents (the
+//                fortune format). Only the head is looked at, so planning reads a bounded amount
+//                of each file however large it is.
 //   kParagraphs  any other file: each run of non-blank lines is one document.
 // Files whose first two bytes are the gzip magic are decompressed on the fly (zlib), whatever
 // their name. Line endings become "\n", a leading byte-order mark is dropped, and a text
@@ -26,6 +28,7 @@
 namespace tessera::data {
 
 enum class DocumentFormat { kFortune, kParagraphs, kJsonl };
+inline constexpr size_t kFormatProbeBytes = size_t{1} << 20;
 const char* format_name(DocumentFormat format);
 
 struct DocumentOptions {

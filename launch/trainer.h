@@ -95,7 +95,8 @@ class Trainer {
   void plan_shard();
   void resume();
   std::string checkpoint_problem(const std::string& dir, std::unique_ptr<CheckpointReader>& reader);
-  void load_checkpoint(const CheckpointReader& reader);
+  // Returns when (now_s) this rank's reads and checksums ended.
+  double load_checkpoint(const CheckpointReader& reader);
   void save_checkpoint(int64_t step, bool async);
   void save_flags(double* done_failed) const;
   void advance_save(const double* done_failed);  // summed over the world

@@ -234,7 +234,7 @@ std::string Trainer::checkpoint_problem(const std::string& dir, std::unique_ptr<
 // weights (the first third of every shard), overlaps the reading of the moments. Nothing runs on
 // the loaded state until every rank has seen its checksums match: a mismatch throws
 // ShardChecksumError on every rank, and resume() re-initialises the state.
-void Trainer::load_checkpoint(const CheckpointReader& r) {
+double Trainer::load_checkpoint(const CheckpointReader& r) {
   const CheckpointMeta& meta = r.meta();
   ParamRegistry& reg = model_->registry();
   const bool zero = !shard_grads_.empty();
@@ -287,6 +287,7 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
   std::condition_variable cv;
   size_t weights_left = weight_reads;
   bool finished = false;
+  double read_end = 0;
   std::thread loader([&] {
     try {
       lines = r.read_slices(
@@ -296,6 +297,7 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
             if (i < weight_reads && --weights_left == 0) cv.notify_all();
           },
           io_buffer);
+      read_end = now_s();
     } catch (...) {
       failed = std::current_exception();
     }
@@ -344,6 +346,7 @@ void Trainer::load_checkpoint(const CheckpointReader& r) {
     log_info("checkpoint: warning: it was written with train.seed = %lld, this run uses %lld "
              "(data order and dropout differ from the run that wrote it)",
              static_cast<long long>(meta.seed), static_cast<long long>(cfg_.train.seed));
+  return read_end;
 }
 
 void Trainer::resume() {
@@ -357,9 +360,10 @@ void Trainer::resume() {
     const double t0 = now_s();
     std::unique_ptr<CheckpointReader> reader;
     std::string problem = checkpoint_problem(dir, reader);
+    double read_end = t0;
     if (problem.empty()) {
       try {
-        load_checkpoint(*reader);  // agrees on its errors itself
+        read_end = load_checkpoint(*reader);  // agrees on its errors itself
       } catch (const ShardChecksumError& e) {
         problem = e.what();
         // The range may already hold the failed checkpoint's elements: back to the initial state.
@@ -374,16 +378,18 @@ void Trainer::resume() {
     if (problem.empty()) {
       const CheckpointReader& r = *reader;
       dev_.synchronize();
-      double t = now_s() - t0;
-      comms_.world->all_reduce(Tensor{&t, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
+      // t[0]: until every rank's reads (and checksums) were done; t[1]: until the state was ready
+      // everywhere (the ZeRO all-gather and copies to the device included).
+      double t[2] = {read_end - t0, now_s() - t0};
+      comms_.world->all_reduce(Tensor{t, DType::f64, DeviceKind::cpu, Shape{2}}, ReduceOp::max);
       if (rank_ == 0) {
         int64_t bytes = 0;
         for (const ShardFile& f : r.shards()) bytes += f.bytes;
         log_info("checkpoint: resuming from %s (step %lld, %lld tokens; written by %s; %.1f MiB "
-                 "read%s and loaded in %.2f s)",
+                 "read in %.2f s%s; loaded in %.2f s)",
                  dir.c_str(), static_cast<long long>(r.meta().step),
                  static_cast<long long>(r.meta().tokens), r.meta().layout.c_str(),
-                 bytes / 1048576.0, cfg_.checkpoint.verify ? ", checksums verified," : " (checksums not verified)", t);
+                 bytes / 1048576.0, t[0], cfg_.checkpoint.verify ? ", checksums verified" : " (checksums not verified)", t[1]);
       }
       return;
     }

@@ -10,7 +10,8 @@
 #   crash:   a rank SIGKILLed at every point of the save protocol and at random times never
 #            leaves a checkpoint that resume = "auto" would pick but cannot load
 #   errors:  corrupted, truncated and missing shards, an unwritable checkpoint.dir and a failed
-#            save are one-line errors (exit 2); "auto" falls back to the previous checkpoint;
+#            save are one-line errors (exit 2); "auto" falls back to the previous checkpoint, or
+#            to step 0 exactly as a fresh run when the only checkpoint is corrupt;
 #            SIGTERM and SIGINT stop a run with a checkpoint and exit 0
 set -euo pipefail
 TESSERA=$(realpath "$1")
@@ -153,17 +154,31 @@ errors)
   }
   check_error othermodel "tensor .*(the \[model\] config differs" \
     "$TESSERA" train ck.toml --set log.dir=x5 --set model.d_model=64 --set checkpoint.resume="\"$PWD/base/checkpoints/step_00000020\"" --set checkpoint.dir='"unused"'
-  # A flipped byte in the newest checkpoint: "auto" falls back to the previous one, a path fails.
-  "$PY" -c "
+  flip() {  # FILE FRACTION: flips the bits of one byte at FRACTION of the file
+    "$PY" -c "
 import os, sys
-p = sys.argv[1]; n = os.path.getsize(p)
+p = sys.argv[1]; at = int(os.path.getsize(p) * float(sys.argv[2]))
 with open(p, 'r+b') as f:
-    f.seek(n // 2); b = f.read(1); f.seek(n // 2); f.write(bytes([b[0] ^ 0x5a]))" "$ck/step_00000020/shard_00001.h5"
+    f.seek(at); b = f.read(1); f.seek(at); f.write(bytes([b[0] ^ 0x5a]))" "$1" "$2"
+  }
+  # A flipped byte in the newest checkpoint: "auto" falls back to the previous one, a path fails.
+  flip "$ck/step_00000020/shard_00001.h5" 0.5
   run base 1 --set checkpoint.resume='"auto"' --set train.steps=22 || fail "auto after corruption"
   grep -q "checkpoint: skipping .*step_00000020: .*shard_00001.h5: shard fails its checksum" base.log || fail "no skip line naming the corrupted shard"
   grep -q "resuming from .*step_00000015" base.log || fail "did not fall back to step 15"
   check_error corrupt "shard_00001.h5: shard fails its checksum" \
     "$TESSERA" train ck.toml --set log.dir=x1 --set checkpoint.resume="\"$ck/step_00000020\""
+  # Only a corrupted checkpoint (a byte of the weights, which load before the checksums are
+  # compared): "auto" starts from step 0, bit for bit as a run that never saw it.
+  # shellcheck disable=SC2046
+  set -- $(layout 1 1 2 1f1b 1 false 1) --set train.steps=8 --set checkpoint.dir='"lone_ck"'
+  run lone 2 "$@" --set train.steps=5 --set checkpoint.every=5 || fail "run saving one checkpoint"
+  flip lone_ck/step_00000005/shard_00001.h5 0.2
+  run lone_auto 2 "$@" --set checkpoint.resume='"auto"' || fail "auto with only a corrupted checkpoint"
+  grep -q "skipping .*step_00000005: .*shard_00001.h5: shard fails its checksum" lone_auto.log || fail "no skip line for the only checkpoint"
+  grep -q "no valid checkpoint in .*; starting from step 0" lone_auto.log || fail "no start-from-step-0 line"
+  run lone_fresh 2 "$@" || fail "fresh run"
+  "$PY" "$SRC/tests/dist/compare.py" lone_fresh lone_auto 0 --per-tensor --expect-steps 8 || fail "auto after a corrupted-only checkpoint differs from a fresh run"
   truncate -s -100 "$ck/step_00000015/shard_00000.h5"
   check_error truncated "shard_00000.h5: shard is .*(truncated)" \
     mpirun --oversubscribe -np 2 "$TESSERA" train ck.toml --set log.dir=x2 --set checkpoint.resume="\"$ck/step_00000015\""

@@ -6,10 +6,7 @@
 set -euo pipefail
 TESSERA=$1
 SRC=$2
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
+source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/
 
 # Five evaluation documents (fortune format): A is copied whole into training, 13 words of B
 # are planted inside a training document, C shares only 12 words, D and E are clean.

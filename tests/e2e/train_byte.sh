@@ -5,10 +5,7 @@
 set -euo pipefail
 TESSERA=$1
 SRC=$2
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
+source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/
 "$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt corpus/train/de.txt --out tr >/dev/null
 "$TESSERA" prepare --tokenizer byte --input corpus/valid/en.txt corpus/valid/de.txt --out va >/dev/null
 
