@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <map>
 
 #include "checkpoints/checkpoint_internal.h"
+#include "checkpoints/direct_io.h"
 #include "checkpoints/failpoint.h"
 #include "checkpoints/hdf5.h"
 #include "runtime/error.h"
@@ -20,6 +22,25 @@ using namespace ckpt;
 namespace {
 
 hid_t file_type(const std::string& dtype) { return dtype == "f64" ? H5T_IEEE_F64LE : H5T_IEEE_F32LE; }
+
+// Pieces of at least this many bytes start at a multiple of kDirectAlign in their shard file, so
+// that all but their last partial block go to the disk with direct writes.
+constexpr hsize_t kAlignPiecesFrom = 64 << 10;
+
+// Where slice `s` starts in its buffer, in elements from s.buf_offset, when its elements are one
+// contiguous run there (whole trailing dimensions after the first one it cuts); else -1.
+int64_t contiguous_offset(const SliceCopy& s) {
+  int d = 0;
+  while (d < s.rank - 1 && s.count[d] == 1) ++d;  // leading single rows
+  for (int e = d + 1; e < s.rank; ++e)
+    if (s.count[e] != s.box_shape[e] || s.box_start[e] != 0) return -1;
+  int64_t at = 0, stride = 1;
+  for (int e = s.rank - 1; e >= 0; --e) {
+    at += s.box_start[e] * stride;
+    stride *= s.box_shape[e];
+  }
+  return at;
+}
 
 // One stored piece of a global tensor: dataset `dset` of shard `file` (row `shard` of the shard
 // table), its elements at byte `offset` of the file (-1: not one contiguous unfiltered block).
@@ -186,8 +207,16 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
     throw UserError(dir + ": not enough free disk space for a checkpoint shard (" +
                     std::to_string(need >> 20) + " MiB)");
   const h5::QuietErrors quiet;
+  // HDF5 writes the file's structure and reserves every piece's bytes (aligned to kDirectAlign
+  // when large); the pieces themselves are then written by write_blocks with direct I/O from
+  // the staging buffers, and checksummed as they are copied, instead of going through HDF5's
+  // buffered writes and a read-back for the checksum. A piece that is not one contiguous block
+  // of its buffer (none today) goes through H5Dwrite.
+  std::vector<FileBlock> blocks;
   {
-    h5::Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    TS_CHECK_HDF5(H5Pset_alignment(fapl.get(), kAlignPiecesFrom, kDirectAlign));
+    h5::Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
     if (!f.ok()) throw UserError(path + ": cannot create (" + os_reason() + ")");
     h5::write_string_attr(f.get(), "format", kShardFormat);
     h5::write_int_attr(f.get(), "format_version", kCheckpointFormatVersion);
@@ -196,9 +225,12 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
     const bool f64 = data.dtype == "f64";
     const size_t elem = f64 ? 8 : 4;
     // Contiguous and unfiltered: each piece is one block of the file, which the index records
-    // and the reader fetches with plain reads (/pieces in index.h5).
+    // and the reader fetches with plain reads (/pieces in index.h5). Allocated at creation and
+    // never filled, so that HDF5 writes none of its bytes.
     h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     TS_CHECK_HDF5(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS));
+    TS_CHECK_HDF5(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY));
+    TS_CHECK_HDF5(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER));
     for (size_t g = 0; g < data.groups.size(); ++g) {
       for (const ShardData::Entry& e : data.entries) {
         h5::Handle t = h5::create_groups(f.get(), data.groups[g] + "/" + e.tensor);
@@ -207,8 +239,6 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
           const SliceCopy& s = e.slices[k];
           hsize_t box[4], start[4], count[4];
           for (int d = 0; d < s.rank; ++d) box[d] = s.box_shape[d], start[d] = s.box_start[d], count[d] = s.count[d];
-          h5::Handle mem(H5Screate_simple(s.rank, box, nullptr), H5Sclose);
-          H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
           h5::Handle space(H5Screate_simple(s.rank, count, nullptr), H5Sclose);
           h5::Handle ds(H5Dcreate2(t.get(), std::to_string(k).c_str(), file_type(data.dtype),
                                    space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
@@ -216,19 +246,30 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
           h5::write_ints_attr(ds.get(), "global_start",
                               std::vector<int64_t>(s.global_start.begin(), s.global_start.begin() + s.rank));
           const char* src = data.buffers[g].data() + s.buf_offset * elem;
+          const int64_t contiguous_at = contiguous_offset(s);
+          const haddr_t addr = H5Dget_offset(ds.get());
+          if (s.numel() == 0) continue;
+          if (contiguous_at >= 0 && addr != HADDR_UNDEF && std::endian::native == std::endian::little) {
+            blocks.push_back({static_cast<int64_t>(addr), src + contiguous_at * elem,
+                              s.numel() * static_cast<int64_t>(elem)});
+            continue;
+          }
+          h5::Handle mem(H5Screate_simple(s.rank, box, nullptr), H5Sclose);
+          H5Sselect_hyperslab(mem.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
           if (H5Dwrite(ds.get(), f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, mem.get(), H5S_ALL,
                        H5P_DEFAULT, src) < 0)
             throw UserError(path + ": cannot write (" + os_reason() + ")");
         }
       }
     }
-    if (H5Fflush(f.get(), H5F_SCOPE_LOCAL) < 0) throw UserError(path + ": cannot write (" + os_reason() + ")");
+    if (H5Fclose(f.release()) < 0) throw UserError(path + ": cannot write (" + os_reason() + ")");
   }
-  failpoint("shard-written", rank);
+  const WrittenFile written = write_blocks(path, std::move(blocks), [&] { failpoint("shard-written", rank); });
   ShardFile out;
   out.file = fs::path(path).filename().string();
   out.rank = rank;
-  if (std::string e = file_crc32(path, true, out.bytes, out.crc32); !e.empty()) throw UserError(e);
+  out.bytes = written.bytes;
+  out.crc32 = written.crc32;
   failpoint("shard-synced", rank);
   return out;
 }

@@ -29,6 +29,11 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
   hid_t get() const { return id_; }
   bool ok() const { return id_ >= 0; }
+  hid_t release() {  // the caller closes it now
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   void reset() {
     if (id_ >= 0 && close_) close_(id_);
     id_ = -1;

@@ -24,15 +24,13 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_internal.h"
 #include "checkpoints/crc32.h"
+#include "checkpoints/direct_io.h"
 #include "runtime/error.h"
 
 namespace tessera {
 using namespace ckpt;
 namespace {
 
-// File offsets, lengths and buffers of direct reads are multiples of this (the disk's physical
-// block size covers every logical one).
-constexpr int64_t kAlign = 4096;
 // Largest read, reads in flight per file and buffers in the ring (readers fill ahead of the
 // consumer). Measured on the 2-core virtio machine, 4 ranks reading 1.5 GB from a dropped page
 // cache: 16 MiB reads beat 8 MiB, and four in flight per file (0.56-1.42 s over 9 runs) beat two
@@ -43,13 +41,6 @@ constexpr int kRing = 6;
 // Unwanted bytes between two wanted ranges of a file are read through, not skipped, up to this
 // many: one more request costs more than reading them.
 constexpr int64_t kReadThrough = 1 << 20;
-
-int64_t align_down(int64_t x) {
-  return x / kAlign * kAlign;
-}
-int64_t align_up(int64_t x) {
-  return (x + kAlign - 1) / kAlign * kAlign;
-}
 
 // `elems` stored elements at byte `offset` of a shard file, going to `dst` (an f64 buffer when
 // dst_f64, else f32; converted when the stored type differs).
@@ -122,30 +113,6 @@ void sort_and_join(std::vector<Run>& runs, size_t stored_elem) {
     runs[n++] = runs[i];
   }
   runs.resize(n);
-}
-
-// Reads [offset, offset + n) of `fd` into dst; returns the bytes read (fewer only at the end of
-// the file). With O_DIRECT a file system that refuses the alignment gets the same read buffered.
-int64_t pread_all(int fd, int64_t offset, int64_t n, char* dst, std::string& error) {
-  int64_t done = 0;
-  while (done < n) {
-    const ssize_t got = ::pread(fd, dst + done, static_cast<size_t>(n - done), offset + done);
-    if (got < 0 && errno == EINTR) continue;
-    const bool direct = ::fcntl(fd, F_GETFL) & O_DIRECT;
-    if (got < 0 && errno == EINVAL && direct) {
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_DIRECT);
-      continue;
-    }
-    if (got < 0) {
-      error = os_reason();
-      return -1;
-    }
-    if (got == 0) break;
-    done += got;
-    // A direct read comes back short, at an unaligned place, only at the end of the file.
-    if (direct && done < n && (offset + done) % kAlign != 0) break;
-  }
-  return done;
 }
 
 // One shard file's byte ranges [begin, end), read in order through a ring of aligned buffers
@@ -282,7 +249,7 @@ uint32_t read_shard(const std::string& path, int64_t bytes, const std::vector<Ru
   int64_t total = 0;
   for (const auto& s : spans) total += s.end - s.begin;
   // Small reads get small buffers: the ring stays at most a quarter of what is read.
-  int64_t chunk_bytes = std::clamp(align_up(total / (4 * kRing)), kAlign * 64, kMaxChunk);
+  int64_t chunk_bytes = std::clamp(align_up(total / (4 * kRing)), kDirectAlign * 64, kMaxChunk);
   // A caller's idle, already resident memory serves as the ring when it holds one of at least
   // 1 MiB reads: fresh pages cost more than the reading on a virtual machine (4 ranks mapping a
   // 64 MiB ring each took 0.35 s before the first byte came in).

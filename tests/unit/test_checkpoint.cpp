@@ -17,6 +17,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/crc32.h"
+#include "checkpoints/direct_io.h"
 #include "checkpoints/slices.h"
 #include "model/init.h"
 #include "runtime/error.h"
@@ -176,6 +177,67 @@ TEST_F(CheckpointFiles, ReadsAnySliceOfTheGlobalTensorsWrittenUnderAnotherShardi
   std::vector<double> whole(24);
   r.read("model", gl[2], 0, 24, whole.data(), DType::f64, 0);
   for (int64_t i = 0; i < 24; ++i) EXPECT_EQ(whole[i], value(2, 0, i));
+}
+
+// Pieces above the alignment threshold go to the disk with direct writes through the write ring
+// (a 9 MB piece spans more than one ring buffer); every element must read back, and each shard's
+// recorded CRC-32 must be zlib's over the file as it lies on disk.
+TEST_F(CheckpointFiles, LargePiecesAreWrittenDirectlyAndReadBackExactly) {
+  const std::vector<Param> gl = {make_param("huge", {2200, 2048}, -1, 1, 1, 0),
+                                 make_param("rows", {998, 1031}, 0, 1, 1, 0),
+                                 make_param("cols", {66, 4098}, 1, 1, 1, 0)};
+  const std::string ck = save(gl, 2);
+  const CheckpointReader r(ck);
+  for (size_t i = 0; i < r.shards().size(); ++i) {
+    const std::string path = ck + "/" + r.shards()[i].file;
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(static_cast<int64_t>(bytes.size()), r.shards()[i].bytes) << path;
+    EXPECT_EQ(static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size())),
+              r.shards()[i].crc32) << path;
+  }
+  const char* groups[] = {"optim/master", "optim/exp_avg", "optim/exp_avg_sq"};
+  for (size_t t = 0; t < gl.size(); ++t)
+    for (int grp = 0; grp < 3; ++grp) {
+      const int64_t n = gl[t].global_shape.numel();
+      std::vector<float> buf(n, -1.0f);
+      r.read(groups[grp], gl[t], 0, n, buf.data(), DType::f32, 0);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(buf[i], value(static_cast<int>(t), grp, i)) << gl[t].name << " " << groups[grp] << " element " << i;
+    }
+}
+
+// write_blocks leaves the bytes between blocks as they were, puts each block at its offset
+// whatever its alignment and length, and returns zlib's CRC-32 and the size of the whole file.
+TEST(CheckpointDirectIo, WriteBlocksPlacesBlocksKeepsGapsAndChecksumsTheFile) {
+  const std::string path = (fs::temp_directory_path() / ("tessera_blocks_" + std::to_string(::getpid()))).string();
+  std::mt19937 rng(5);
+  std::string file(20 << 20, '\0');
+  for (char& c : file) c = static_cast<char>(rng());
+  { std::ofstream(path, std::ios::binary) << file; }
+  std::vector<std::string> payloads;
+  const std::vector<std::pair<int64_t, int64_t>> places = {
+      {1000, (9 << 20) + 123}, {12 << 20, 3 * 4096}, {(16 << 20) + 5, 10}, {(16 << 20) + 4096, 0}, {(20 << 20) - 77, 77}};
+  std::vector<ckpt::FileBlock> blocks;
+  for (const auto& [at, n] : places) {
+    std::string p(static_cast<size_t>(n), '\0');
+    for (char& c : p) c = static_cast<char>(rng());
+    payloads.push_back(p);
+  }
+  for (size_t i = 0; i < places.size(); ++i) {
+    blocks.push_back({places[i].first, payloads[i].data(), places[i].second});
+    file.replace(static_cast<size_t>(places[i].first), payloads[i].size(), payloads[i]);
+  }
+  bool called = false;
+  const ckpt::WrittenFile w = ckpt::write_blocks(path, {blocks.rbegin(), blocks.rend()}, [&] { called = true; });
+  EXPECT_TRUE(called);
+  std::ifstream in(path, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == file) << "the file differs from the expected bytes";
+  EXPECT_EQ(w.bytes, static_cast<int64_t>(file.size()));
+  EXPECT_EQ(w.crc32, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const unsigned char*>(file.data()), file.size())));
+  fs::remove(path);
+  EXPECT_THROW(ckpt::write_blocks(path, blocks, nullptr), UserError) << "no such file";
 }
 
 TEST_F(CheckpointFiles, CorruptedTruncatedAndMissingShardsAreNamed) {
