@@ -1,6 +1,7 @@
 #include "parallel/mpi_comm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -63,9 +64,18 @@ MpiWorld::MpiWorld(int* argc, char*** argv) {
 
 MpiWorld::~MpiWorld() { MPI_Finalize(); }
 
+// Non-blocking and polled with short sleeps: ranks that arrive early (a checkpoint's reads done,
+// waiting for the others) wait without spinning, which on a node with more ranks than cores
+// would take the cores from the ranks still working.
 int MpiWorld::first_rank_with(bool flag) const {
-  int first = flag ? rank_ : size_;
-  TS_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  int mine = flag ? rank_ : size_, first = size_;
+  MPI_Request request;
+  TS_CHECK_MPI(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &request));
+  for (int done = 0;;) {
+    TS_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
   return first < size_ ? first : -1;
 }
 
