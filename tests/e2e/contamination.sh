@@ -6,7 +6,7 @@
 set -euo pipefail
 TESSERA=$1
 SRC=$2
-source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/
+source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/, expect_exit2
 
 # Five evaluation documents (fortune format): A is copied whole into training, 13 words of B
 # are planted inside a training document, C shares only 12 words, D and E are clean.
@@ -85,14 +85,6 @@ PY
   python3 -c 'import json, sys; f = json.load(sys.stdin)["files"][0]; assert (f["contaminated"], f["share"]) == (3, 0.6), f'
 
 # User mistakes: one line on stderr, exit code 2.
-expect_exit2() {
-  set +e
-  "$@" 2>err.txt >/dev/null
-  rc=$?
-  set -e
-  [ "$rc" -eq 2 ] || { echo "FAIL: '$*' exited $rc, wanted 2"; cat err.txt; exit 1; }
-  [ "$(wc -l <err.txt)" -eq 1 ] || { echo "FAIL: '$*' printed more than one line"; cat err.txt; exit 1; }
-}
 expect_exit2 "$TESSERA" contamination --train missing_dir --eval eval.txt
 expect_exit2 "$TESSERA" contamination --train tr --eval missing.txt
 expect_exit2 "$TESSERA" contamination --train tr --eval eval.txt --n 0

@@ -7,11 +7,8 @@
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
 command -v spm_encode >/dev/null || { echo "FAIL: spm_encode not found (apt-get install sentencepiece)"; exit 1; }
-"$SRC/scripts/build-fortune-corpus" corpus >/dev/null
+source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/, expect_exit2
 
 # Held-out lines in every language, those that are valid UTF-8 (the CLI repairs invalid
 # UTF-8 before encoding, spm_encode does not, so only valid lines compare).
@@ -86,14 +83,6 @@ printf '[104, 195, 169, 256]\n[]\n' | "$TESSERA" tokenizer decode --tokenizer by
   "$TESSERA" tokenizer decode --tokenizer byte | cmp - lines.txt
 
 # User mistakes: one line on stderr, exit code 2.
-expect_exit2() {
-  set +e
-  "$@" 2>err.txt >/dev/null </dev/null
-  rc=$?
-  set -e
-  [ "$rc" -eq 2 ] || { echo "FAIL: '$*' exited $rc, wanted 2"; cat err.txt; exit 1; }
-  [ "$(wc -l <err.txt)" -eq 1 ] || { echo "FAIL: '$*' printed more than one line"; cat err.txt; exit 1; }
-}
 expect_decode_exit2() {  # stdin text, expected words in the message
   set +e
   printf '%b' "$1" | "$TESSERA" tokenizer decode --tokenizer sentencepiece:bpe.model 2>err.txt >/dev/null

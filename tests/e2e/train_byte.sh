@@ -5,7 +5,7 @@
 set -euo pipefail
 TESSERA=$1
 SRC=$2
-source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/
+source "$SRC/tests/scratch.sh"  # scratch dir (cwd), corpus/, expect_exit2
 "$TESSERA" prepare --tokenizer byte --input corpus/train/en.txt corpus/train/de.txt --out tr >/dev/null
 "$TESSERA" prepare --tokenizer byte --input corpus/valid/en.txt corpus/valid/de.txt --out va >/dev/null
 
@@ -65,14 +65,6 @@ done
 "$TESSERA" generate --model run/model.h5 --prompt "The " --tokens 20 >/dev/null
 
 # User mistakes: one line on stderr, exit code 2.
-expect_exit2() {
-  set +e
-  "$@" 2>err.txt >/dev/null
-  rc=$?
-  set -e
-  [ "$rc" -eq 2 ] || { echo "FAIL: '$*' exited $rc, wanted 2"; cat err.txt; exit 1; }
-  [ "$(wc -l <err.txt)" -eq 1 ] || { echo "FAIL: '$*' printed more than one line"; cat err.txt; exit 1; }
-}
 expect_exit2 "$TESSERA" train run.toml --set train.stepz=3
 expect_exit2 "$TESSERA" train run.toml --set data.train=missing_dir
 expect_exit2 "$TESSERA" train missing.toml
