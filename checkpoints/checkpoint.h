@@ -93,6 +93,9 @@ class CheckpointReader {
   std::string check_shard_file(size_t i) const;
   // "" when shard i's CRC-32 matches the index (reads the whole file).
   std::string verify_shard(size_t i) const;
+  // verify_shard's line for each of `shards`, read one after another with the large direct
+  // reads of read_slices (one set of buffers for all) where the index has its piece table.
+  std::vector<std::string> verify_shards(const std::vector<size_t>& shards) const;
   // The first shard problem ("" when none): sizes only, or with `checksums` every CRC-32 too.
   std::string first_problem(bool checksums) const;
 

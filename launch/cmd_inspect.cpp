@@ -106,9 +106,12 @@ int cmd_inspect(int argc, char** argv) {
   std::string first_problem;
   int bad = 0;
   int64_t shard_bytes = 0;
+  std::vector<size_t> all(r.shards().size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::vector<std::string> problems = r.verify_shards(all);
   for (size_t i = 0; i < r.shards().size(); ++i) {
     const ShardFile& s = r.shards()[i];
-    const std::string problem = r.verify_shard(i);
+    const std::string& problem = problems[i];
     std::printf("  %-16s rank %-5lld %12lld bytes  crc32 %08x  %s\n", s.file.c_str(),
                 static_cast<long long>(s.rank), static_cast<long long>(s.bytes),
                 static_cast<unsigned>(s.crc32), problem.empty() ? "ok" : "FAILED");
