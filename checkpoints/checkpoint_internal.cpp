@@ -23,14 +23,9 @@ void sync_path(const std::string& path) {
 }
 
 
-std::string file_crc32(const std::string& path, bool sync, int64_t& bytes, uint32_t& crc) {
+std::string file_crc32(const std::string& path, int64_t& bytes, uint32_t& crc) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) return path + ": cannot open (" + os_reason() + ")";
-  if (sync && ::fsync(fd) != 0) {
-    const std::string why = os_reason();
-    ::close(fd);
-    return path + ": cannot sync to disk (" + why + ")";
-  }
   std::vector<unsigned char> buf(8 << 20);
   uint32_t c = 0;
   bytes = 0;

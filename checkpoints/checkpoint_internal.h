@@ -30,8 +30,9 @@ inline constexpr std::pair<const char*, const char*> kIndexGroups[] = {
 std::string os_reason();  // strerror(errno)
 // Syncs a file or directory to disk; UserError naming it on failure.
 void sync_path(const std::string& path);
-// Size and zlib CRC-32 of a whole file (after fsync when `sync`); "" or the problem in one line.
-std::string file_crc32(const std::string& path, bool sync, int64_t& bytes, uint32_t& crc);
+// Size and zlib CRC-32 of a whole file, read through the page cache; "" or the problem in one
+// line. (Checkpoints with a piece table are checked by CheckpointReader's direct reader.)
+std::string file_crc32(const std::string& path, int64_t& bytes, uint32_t& crc);
 
 std::vector<std::string> link_names(hid_t group);
 bool path_exists(hid_t file, const std::string& path);  // every component of "a/b/c"

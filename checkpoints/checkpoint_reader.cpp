@@ -102,7 +102,7 @@ std::vector<std::string> CheckpointReader::verify_shards(const std::vector<size_
       }
       int64_t bytes = 0;
       uint32_t crc = 0;
-      const std::string e = file_crc32(dir_ + "/" + shards_[i].file, false, bytes, crc);
+      const std::string e = file_crc32(dir_ + "/" + shards_[i].file, bytes, crc);
       lines.push_back(e.empty() ? checksum_line(i, crc) : e);
     }
     return lines;

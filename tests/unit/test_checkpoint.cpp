@@ -350,6 +350,19 @@ TEST_F(CheckpointFiles, ACheckpointWithoutThePieceTableStillReads) {
       r.read_slices({{"optim/exp_avg_sq", &p, 0, p.local_shape.numel(), buf.data(), DType::f64, 0}}, {0, 1});
   EXPECT_EQ(lines, std::vector<std::string>(2, ""));
   for (int64_t i = 0; i < p.local_shape.numel(); ++i) ASSERT_EQ(buf[i], value(0, 2, param_global_index(p, i)));
+  {  // and their checksums are still checked, through the page cache
+    std::fstream f(ck + "/shard_1.h5", std::ios::in | std::ios::out | std::ios::binary);
+    const auto at = static_cast<std::streamoff>(fs::file_size(ck + "/shard_1.h5") / 2);
+    char c = 0;
+    f.seekg(at);
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(at);
+    f.write(&c, 1);
+  }
+  EXPECT_EQ(r.verify_shard(0), "");
+  EXPECT_NE(r.verify_shard(1).find("shard_1.h5: shard fails its checksum"), std::string::npos) << r.verify_shard(1);
+  EXPECT_NE(r.first_problem(true).find("shard_1.h5: shard fails its checksum"), std::string::npos);
 }
 
 TEST(CheckpointCrc32, EqualsZlibForEveryLengthAlignmentAndStart) {
