@@ -245,7 +245,8 @@ PreparePlan prepare_plan(const PrepareOptions& options, bool clean) {
   return plan;
 }
 
-void prepare_units(const PreparePlan& plan, int rank, int size) {
+void prepare_units(const PreparePlan& plan, int rank, int size,
+                   const std::function<void(const PrepareProgress&)>& progress) {
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(plan.options.tokenizer);
   std::unique_ptr<NgramIndex> exclude;
   if (!plan.options.exclude_ngrams_from.empty())
@@ -255,6 +256,19 @@ void prepare_units(const PreparePlan& plan, int rank, int size) {
   std::atomic<size_t> next{static_cast<size_t>(rank)};
   std::mutex error_mutex;
   std::exception_ptr error;
+  auto unit_bytes = [&](size_t u) -> uint64_t {
+    const InputRange& r = plan.units[u];
+    if (r.end != UINT64_MAX) return r.end - r.begin;
+    std::error_code ec;
+    const uintmax_t n = fs::file_size(r.path, ec);
+    return ec ? 0 : static_cast<uint64_t>(n) - std::min<uint64_t>(r.begin, n);
+  };
+  PrepareProgress done;  // under error_mutex
+  if (progress)
+    for (size_t u = static_cast<size_t>(rank); u < plan.units.size(); u += static_cast<size_t>(size)) {
+      ++done.units;
+      done.bytes += unit_bytes(u);
+    }
   const auto work = [&] {
     try {
       for (;;) {
@@ -266,6 +280,12 @@ void prepare_units(const PreparePlan& plan, int rank, int size) {
           if (error) return;
         }
         run_unit(plan, *tokenizer, exclude.get(), u);
+        if (progress) {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          ++done.units_done;
+          done.bytes_done += unit_bytes(u);
+          progress(done);
+        }
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);

@@ -78,8 +78,16 @@ struct PreparePlan {
 // Throws UserError (missing input, unknown tokenizer, an output directory holding shards).
 // `clean` (one process only): creates `out` and removes what an interrupted run left there.
 PreparePlan prepare_plan(const PrepareOptions& options, bool clean);
-// Tokenizes units rank, rank + size, ... with options.threads threads.
-void prepare_units(const PreparePlan& plan, int rank, int size);
+// How far a process is through its own units; input bytes are those of the (uncompressed)
+// ranges, whole compressed files counting their size on disk.
+struct PrepareProgress {
+  size_t units_done = 0, units = 0;
+  uint64_t bytes_done = 0, bytes = 0;
+};
+// Tokenizes units rank, rank + size, ... with options.threads threads. `progress` (optional)
+// hears after each finished unit, one call at a time.
+void prepare_units(const PreparePlan& plan, int rank, int size,
+                   const std::function<void(const PrepareProgress&)>& progress = {});
 // One process, after every process finished its units: writes the shards and stats.json.
 PrepareStats prepare_finish(const PreparePlan& plan);
 

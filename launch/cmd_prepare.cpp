@@ -1,9 +1,11 @@
 // `tessera prepare`: text -> token shards (data/prepare.h), over the ranks of an MPI launch
 // and the threads of each rank.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -15,9 +17,13 @@
 #include "launch/layout.h"
 #include "parallel/mpi_comm.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 namespace tessera {
 namespace {
+
+// Seconds between progress lines.
+constexpr double kProgressEvery = 10;
 
 constexpr const char* kUsage =
     "usage: tessera prepare --tokenizer SPEC --input PATH... --out DIR [--language CODE]\n"
@@ -102,7 +108,23 @@ int cmd_prepare(int argc, char** argv) {
   run_agreed(world.get(), [&] {
     if (rank != 0) plan = data::prepare_plan(options, false);
   });
-  run_agreed(world.get(), [&] { data::prepare_units(plan, rank, size); });
+  // Progress every 10 s from rank 0, whose share of the units (every size-th one) stands for
+  // the whole job.
+  const auto start = std::chrono::steady_clock::now();
+  double last_report = 0;
+  const auto report = [&](const data::PrepareProgress& p) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (s - last_report < kProgressEvery || p.units_done == p.units || p.bytes_done == 0) return;
+    last_report = s;
+    const double rate = static_cast<double>(p.bytes_done) / s;
+    log_info("prepare: %s%zu of %zu units, %.0f of %.0f MB (%.0f%%), %.1f MB/s, about %s of tokenizing left",
+             size > 1 ? "rank 0's share: " : "", p.units_done, p.units, p.bytes_done / 1e6,
+             p.bytes / 1e6, 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes),
+             rate / 1e6, format_duration(static_cast<double>(p.bytes - p.bytes_done) / rate).c_str());
+  };
+  run_agreed(world.get(), [&] {
+    data::prepare_units(plan, rank, size, rank == 0 ? report : std::function<void(const data::PrepareProgress&)>{});
+  });
   data::PrepareStats stats;
   run_agreed(world.get(), [&] {
     if (rank == 0) stats = data::prepare_finish(plan);

@@ -24,14 +24,6 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%.0fs", s);
-  return buf;
-}
-
 // Pipeline messages: direction (0 activations, 1 gradients), the receiving local chunk and
 // the micro-batch. Fits MPI's guaranteed tag range (< 32768).
 int pipe_tag(int dir, int recv_chunk, int mb) { return (dir * 64 + recv_chunk) * 256 + mb % 256; }

@@ -231,7 +231,27 @@ TEST(DataPrepare, UnitsThreadsAndProcessesGiveTheSameShards) {
   const PreparePlan plan = prepare_plan(split, true);
   EXPECT_GT(plan.units.size(), 10u);
   // Three "processes" of three threads each, run one after another.
-  for (int rank = 0; rank < 3; ++rank) prepare_units(plan, rank, 3);
+  // Each reports its own units as they finish; together they account for every input byte
+  // (the compressed file at its size on disk).
+  size_t units = 0;
+  uint64_t bytes = 0;
+  for (int rank = 0; rank < 3; ++rank) {
+    std::vector<PrepareProgress> heard;
+    prepare_units(plan, rank, 3, [&](const PrepareProgress& p) { heard.push_back(p); });
+    ASSERT_FALSE(heard.empty());
+    for (size_t i = 0; i < heard.size(); ++i) {
+      EXPECT_EQ(heard[i].units_done, i + 1);
+      EXPECT_EQ(heard[i].units, heard.size());
+      if (i) {
+        EXPECT_GT(heard[i].bytes_done, heard[i - 1].bytes_done);
+      }
+    }
+    EXPECT_EQ(heard.back().bytes_done, heard.back().bytes);
+    units += heard.back().units;
+    bytes += heard.back().bytes;
+  }
+  EXPECT_EQ(units, plan.units.size());
+  EXPECT_EQ(bytes, fs::file_size(root + "/in/a.txt") + fs::file_size(root + "/in/b.jsonl.gz"));
   const PrepareStats stats = prepare_finish(plan);
   EXPECT_EQ(prepared_documents(split.out), expected);
   EXPECT_FALSE(fs::exists(split.out + "/.units"));
