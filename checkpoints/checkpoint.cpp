@@ -201,7 +201,10 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
   failpoint("shard-begin", rank);
   const std::string dir = fs::path(path).parent_path().string();
   struct statvfs vfs;
-  const int64_t need = data.payload_bytes();  // an upper bound for what is written
+  // An upper bound for what is written: the data, each piece's alignment and HDF5's structure.
+  int64_t pieces = 0;
+  for (const ShardData::Entry& e : data.entries) pieces += static_cast<int64_t>(e.slices.size());
+  const int64_t need = data.payload_bytes() + static_cast<int64_t>(data.groups.size()) * pieces * (kDirectAlign + 1024);
   if (::statvfs(dir.c_str(), &vfs) == 0 &&
       static_cast<double>(vfs.f_bavail) * vfs.f_frsize < static_cast<double>(need))
     throw UserError(dir + ": not enough free disk space for a checkpoint shard (" +
