@@ -245,6 +245,45 @@ PreparePlan prepare_plan(const PrepareOptions& options, bool clean) {
   return plan;
 }
 
+// One unit a record: "format compressed begin end path-length\n" and then the path's bytes
+// (any bytes: paths need not be UTF-8).
+std::string encode_units(const std::vector<InputRange>& units) {
+  std::string out;
+  for (const InputRange& r : units) {
+    char head[96];
+    std::snprintf(head, sizeof head, "%d %d %llu %llu %zu\n", static_cast<int>(r.format),
+                  r.compressed ? 1 : 0, static_cast<unsigned long long>(r.begin),
+                  static_cast<unsigned long long>(r.end), r.path.size());
+    out += head;
+    out += r.path;
+  }
+  return out;
+}
+
+std::vector<InputRange> decode_units(const std::string& text) {
+  std::vector<InputRange> units;
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = text.find('\n', at);
+    int format = 0, compressed = 0;
+    unsigned long long begin = 0, end = 0;
+    size_t length = 0;
+    TS_ASSERT(nl != std::string::npos &&
+                  std::sscanf(text.c_str() + at, "%d %d %llu %llu %zu", &format, &compressed, &begin,
+                              &end, &length) == 5 &&
+                  nl + 1 + length <= text.size(),
+              "prepare: a damaged unit list");
+    InputRange r;
+    r.format = static_cast<DocumentFormat>(format);
+    r.compressed = compressed != 0;
+    r.begin = begin;
+    r.end = end;
+    r.path = text.substr(nl + 1, length);
+    units.push_back(std::move(r));
+    at = nl + 1 + length;
+  }
+  return units;
+}
+
 void prepare_units(const PreparePlan& plan, int rank, int size,
                    const std::function<void(const PrepareProgress&)>& progress) {
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(plan.options.tokenizer);

@@ -84,6 +84,11 @@ struct PrepareProgress {
   size_t units_done = 0, units = 0;
   uint64_t bytes_done = 0, bytes = 0;
 };
+// The units as text and back (JSON), for one process to plan and send the plan to the others:
+// then no other process reads the inputs before its own units.
+std::string encode_units(const std::vector<InputRange>& units);
+std::vector<InputRange> decode_units(const std::string& text);
+
 // Tokenizes units rank, rank + size, ... with options.threads threads. `progress` (optional)
 // hears after each finished unit, one call at a time.
 void prepare_units(const PreparePlan& plan, int rank, int size,

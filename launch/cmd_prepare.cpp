@@ -100,14 +100,20 @@ int cmd_prepare(int argc, char** argv) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     options.threads = std::max(1, cores / (world ? world->local_size() : 1));
   }
+  // Rank 0 checks the inputs, the tokenizer and the output directory, clears the latter and
+  // cuts the units; the others receive the unit list instead of reading every input themselves.
   data::PreparePlan plan;
-  // Rank 0 checks and clears the output directory first; the others plan without touching it.
   run_agreed(world.get(), [&] {
     if (rank == 0) plan = data::prepare_plan(options, true);
   });
-  run_agreed(world.get(), [&] {
-    if (rank != 0) plan = data::prepare_plan(options, false);
-  });
+  if (world) {
+    std::string units = rank == 0 ? data::encode_units(plan.units) : std::string();
+    world->broadcast(units, 0);
+    if (rank != 0) {
+      plan.options = options;
+      plan.units = data::decode_units(units);
+    }
+  }
   // Progress every 10 s from rank 0, whose share of the units (every size-th one) stands for
   // the whole job.
   const auto start = std::chrono::steady_clock::now();

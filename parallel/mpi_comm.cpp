@@ -79,6 +79,17 @@ int MpiWorld::first_rank_with(bool flag) const {
   return first < size_ ? first : -1;
 }
 
+void MpiWorld::broadcast(std::string& text, int root) const {
+  int64_t size = static_cast<int64_t>(text.size());
+  TS_CHECK_MPI(MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD));
+  text.resize(static_cast<size_t>(size));
+  for (int64_t at = 0; at < size;) {  // MPI counts are ints
+    const int n = static_cast<int>(std::min<int64_t>(size - at, 1 << 30));
+    TS_CHECK_MPI(MPI_Bcast(text.data() + at, n, MPI_CHAR, root, MPI_COMM_WORLD));
+    at += n;
+  }
+}
+
 void MpiWorld::abort(int code) const {
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, code);

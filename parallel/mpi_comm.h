@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,8 @@ class MpiWorld {
   MPI_Comm split(const std::vector<int>& group) const;
   // Collective: the lowest rank that passes true, or -1 when none does.
   int first_rank_with(bool flag) const;
+  // Collective: every rank's `text` becomes rank `root`'s.
+  void broadcast(std::string& text, int root) const;
   // Ends every rank of the job now (a failure only this rank saw).
   [[noreturn]] void abort(int code) const;
 

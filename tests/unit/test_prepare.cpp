@@ -109,6 +109,25 @@ TEST(DataDocuments, FormatsAreDetected) {
   EXPECT_EQ(detect_format(root + "/j.txt"), DocumentFormat::kParagraphs);
 }
 
+// The unit list rank 0 sends to the others survives any path bytes and the open end.
+TEST(DataPrepare, UnitListsRoundTrip) {
+  std::vector<InputRange> units(4);
+  units[0] = {"plain.txt", DocumentFormat::kFortune, false, 0, 4096};
+  units[1] = {"dir with spaces/a\nb \xff\xfe.jsonl.gz", DocumentFormat::kJsonl, true, 0, UINT64_MAX};
+  units[2] = {"", DocumentFormat::kParagraphs, false, 123, 456};
+  units[3] = {std::string(300, 'p'), DocumentFormat::kParagraphs, false, 1ull << 40, (1ull << 40) + 7};
+  const std::vector<InputRange> back = decode_units(encode_units(units));
+  ASSERT_EQ(back.size(), units.size());
+  for (size_t i = 0; i < units.size(); ++i) {
+    EXPECT_EQ(back[i].path, units[i].path) << i;
+    EXPECT_EQ(back[i].format, units[i].format) << i;
+    EXPECT_EQ(back[i].compressed, units[i].compressed) << i;
+    EXPECT_EQ(back[i].begin, units[i].begin) << i;
+    EXPECT_EQ(back[i].end, units[i].end) << i;
+  }
+  EXPECT_TRUE(decode_units(encode_units({})).empty());
+}
+
 TEST(DataDocuments, JsonlFieldsLanguagesAndRepairs) {
   const std::string root = fresh_dir("jsonl");
   write_file(root + "/a.jsonl",
