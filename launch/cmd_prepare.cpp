@@ -131,11 +131,17 @@ int cmd_prepare(int argc, char** argv) {
   run_agreed(world.get(), [&] {
     data::prepare_units(plan, rank, size, rank == 0 ? report : std::function<void(const data::PrepareProgress&)>{});
   });
+  const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const double tokenized = seconds();
   data::PrepareStats stats;
   run_agreed(world.get(), [&] {
     if (rank == 0) stats = data::prepare_finish(plan);
   });
-  if (rank == 0) print_stats(stats, options.out);
+  if (rank == 0) {
+    print_stats(stats, options.out);
+    std::printf("prepare: units tokenized in %.1f s (%d rank(s) x %d thread(s)), merged into shards in %.1f s\n",
+                tokenized, size, options.threads, seconds() - tokenized);
+  }
   return 0;
 }
 
