@@ -26,6 +26,19 @@ namespace tessera {
 namespace {
 namespace fs = std::filesystem;
 
+// Flips the bits of the byte at `at` of file `path` (negative: from the end), size unchanged.
+void flip_byte(const std::string& path, std::streamoff at) {
+  if (at < 0) at += static_cast<std::streamoff>(fs::file_size(path));
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  char c = 0;
+  f.seekg(at);
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(at);
+  f.write(&c, 1);
+  ASSERT_TRUE(f.good()) << path;
+}
+
 Param make_param(const std::string& name, Shape global, int shard_dim, int64_t parts, int tp, int tp_rank) {
   Param p;
   p.name = name;
@@ -243,15 +256,7 @@ TEST(CheckpointDirectIo, WriteBlocksPlacesBlocksKeepsGapsAndChecksumsTheFile) {
 TEST_F(CheckpointFiles, CorruptedTruncatedAndMissingShardsAreNamed) {
   const std::string ck = save(globals(), 2);
   const std::string shard = ck + "/shard_1.h5";
-  {
-    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(shard) / 2));
-    char c = 0;
-    f.read(&c, 1);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(shard) / 2));
-    c = static_cast<char>(c ^ 0x5a);
-    f.write(&c, 1);
-  }
+  flip_byte(shard, static_cast<std::streamoff>(fs::file_size(shard) / 2));
   const CheckpointReader r(ck);
   EXPECT_EQ(r.check_shard_file(1), "") << "same size: only the checksum can tell";
   EXPECT_NE(r.verify_shard(1).find("shard_1.h5: shard fails its checksum"), std::string::npos) << r.verify_shard(1);
@@ -316,16 +321,7 @@ TEST_F(CheckpointFiles, ReadSlicesVerifiesShardsInTheSamePass) {
       for (int64_t i = 0; i < mine[t].local_shape.numel(); ++i)
         ASSERT_EQ(bufs[t][i], value(static_cast<int>(t), 1, param_global_index(mine[t], i))) << mine[t].name;
   }
-  {
-    std::fstream f(ck + "/shard_2.h5", std::ios::in | std::ios::out | std::ios::binary);
-    const auto at = static_cast<std::streamoff>(fs::file_size(ck + "/shard_2.h5") - 7);  // past the data
-    char c = 0;
-    f.seekg(at);
-    f.read(&c, 1);
-    c = static_cast<char>(c ^ 0x5a);
-    f.seekp(at);
-    f.write(&c, 1);
-  }
+  flip_byte(ck + "/shard_2.h5", -7);  // past the data
   const CheckpointReader r(ck);
   const std::vector<std::string> lines = r.read_slices(reads, {3, 2});
   EXPECT_EQ(lines[0], "");
@@ -350,16 +346,8 @@ TEST_F(CheckpointFiles, ACheckpointWithoutThePieceTableStillReads) {
       r.read_slices({{"optim/exp_avg_sq", &p, 0, p.local_shape.numel(), buf.data(), DType::f64, 0}}, {0, 1});
   EXPECT_EQ(lines, std::vector<std::string>(2, ""));
   for (int64_t i = 0; i < p.local_shape.numel(); ++i) ASSERT_EQ(buf[i], value(0, 2, param_global_index(p, i)));
-  {  // and their checksums are still checked, through the page cache
-    std::fstream f(ck + "/shard_1.h5", std::ios::in | std::ios::out | std::ios::binary);
-    const auto at = static_cast<std::streamoff>(fs::file_size(ck + "/shard_1.h5") / 2);
-    char c = 0;
-    f.seekg(at);
-    f.read(&c, 1);
-    c = static_cast<char>(c ^ 0x5a);
-    f.seekp(at);
-    f.write(&c, 1);
-  }
+  // and their checksums are still checked, through the page cache
+  flip_byte(ck + "/shard_1.h5", static_cast<std::streamoff>(fs::file_size(ck + "/shard_1.h5") / 2));
   EXPECT_EQ(r.verify_shard(0), "");
   EXPECT_NE(r.verify_shard(1).find("shard_1.h5: shard fails its checksum"), std::string::npos) << r.verify_shard(1);
   EXPECT_NE(r.first_problem(true).find("shard_1.h5: shard fails its checksum"), std::string::npos);
