@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -106,6 +107,17 @@ int cmd_prepare(int argc, char** argv) {
   run_agreed(world.get(), [&] {
     if (rank == 0) plan = data::prepare_plan(options, true);
   });
+  // A compressed file is one unit, read by one thread: say so when it is larger than a unit on
+  // disk already (its text is several times that), since that loses parallelism.
+  if (rank == 0 && size * options.threads > 1)
+    for (const data::InputRange& u : plan.units) {
+      std::error_code ec;
+      const uintmax_t bytes = u.compressed ? std::filesystem::file_size(u.path, ec) : 0;
+      if (!ec && bytes > options.unit_bytes)
+        log_info("prepare: note: %s is compressed, so one thread reads all of it (%.1f MB); "
+                 "several smaller files, or the file decompressed, spread over the threads",
+                 u.path.c_str(), bytes / 1e6);
+    }
   if (world) {
     std::string units = rank == 0 ? data::encode_units(plan.units) : std::string();
     world->broadcast(units, 0);

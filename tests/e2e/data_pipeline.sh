@@ -40,6 +40,8 @@ common=(--tokenizer byte --input in --language en --text-field content --languag
 "$TESSERA" prepare "${common[@]}" --out one --threads 1 >/dev/null
 mpirun --oversubscribe -np 2 "$TESSERA" prepare "${common[@]}" --out two --threads 2 >prep.txt
 grep -q "duplicates removed" prep.txt || fail "no summary: $(cat prep.txt)"
+grep -q "note: in/de.jsonl.gz is compressed, so one thread reads all of it" prep.txt ||
+  fail "no note that the large compressed file is one unit: $(cat prep.txt)"
 n=$(ls one/shard_*.tok | wc -l)
 for f in one/shard_*.tok one/stats.json; do
   cmp -s "$f" "two/$(basename "$f")" || fail "$f differs between 1 process and 2 ranks x 2 threads"
