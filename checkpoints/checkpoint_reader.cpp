@@ -1,7 +1,5 @@
 // CheckpointReader: a checkpoint's metadata, shard checks and slice reads through index.h5.
 
-#include <algorithm>
-#include <bit>
 #include <cstdio>
 #include <filesystem>
 
@@ -91,29 +89,6 @@ std::string CheckpointReader::check_shard_file(size_t i) const {
 }
 
 std::string CheckpointReader::verify_shard(size_t i) const { return verify_shards({i}).front(); }
-
-std::vector<std::string> CheckpointReader::verify_shards(const std::vector<size_t>& shards) const {
-  if (pieces_.empty() || std::endian::native != std::endian::little) {  // as read_slices_hdf5
-    std::vector<std::string> lines;
-    for (size_t i : shards) {
-      if (std::string e = check_shard_file(i); !e.empty()) {
-        lines.push_back(e);
-        continue;
-      }
-      int64_t bytes = 0;
-      uint32_t crc = 0;
-      const std::string e = file_crc32(dir_ + "/" + shards_[i].file, bytes, crc);
-      lines.push_back(e.empty() ? checksum_line(i, crc) : e);
-    }
-    return lines;
-  }
-  // One ring for every shard, sized as read_slices would size it for the largest.
-  int64_t largest = 0;
-  for (size_t i : shards) largest = std::max(largest, shards_[i].bytes);
-  const int64_t chunk = std::clamp<int64_t>(largest / 24, 256 << 10, 16 << 20);
-  std::vector<char> ring(static_cast<size_t>(6 * chunk + 2 * 4096));
-  return read_slices({}, shards, {}, ring);
-}
 
 std::string CheckpointReader::checksum_line(size_t i, uint32_t crc) const {
   const ShardFile& s = shards_[i];

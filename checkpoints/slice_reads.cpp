@@ -1,5 +1,6 @@
 // CheckpointReader::read_slices: a rank's slices fetched with large sequential pread()s in the
-// order their bytes sit in the shard files, and the CRC-32 of whole shards taken in that pass.
+// order their bytes sit in the shard files, and the CRC-32 of whole shards taken in that pass
+// (also what verify_shards runs on, for checks outside a load).
 //
 // Through the index's virtual datasets every read makes HDF5 open the source shard and walk its
 // metadata: small reads scattered over a 370 MB file, which a cold page cache turns into seeks
@@ -113,6 +114,12 @@ void sort_and_join(std::vector<Run>& runs, size_t stored_elem) {
     runs[n++] = runs[i];
   }
   runs.resize(n);
+}
+
+// The ring's buffer size for reading `total` bytes: small reads get small buffers (the ring
+// stays at most a quarter of what is read), large ones kMaxChunk.
+int64_t ring_chunk_bytes(int64_t total) {
+  return std::clamp(align_up(total / (4 * kRing)), kDirectAlign * 64, kMaxChunk);
 }
 
 // One shard file's byte ranges [begin, end), read in order through a ring of aligned buffers
@@ -248,8 +255,7 @@ uint32_t read_shard(const std::string& path, int64_t bytes, const std::vector<Ru
   }
   int64_t total = 0;
   for (const auto& s : spans) total += s.end - s.begin;
-  // Small reads get small buffers: the ring stays at most a quarter of what is read.
-  int64_t chunk_bytes = std::clamp(align_up(total / (4 * kRing)), kDirectAlign * 64, kMaxChunk);
+  int64_t chunk_bytes = ring_chunk_bytes(total);
   // A caller's idle, already resident memory serves as the ring when it holds one of at least
   // 1 MiB reads: fresh pages cost more than the reading on a virtual machine (4 ranks mapping a
   // 64 MiB ring each took 0.35 s before the first byte came in).
@@ -387,6 +393,28 @@ std::vector<std::string> CheckpointReader::read_slices(const std::vector<SliceRe
   for (size_t v = 0; v < verify.size(); ++v)
     if (whole[verify[v]]) problems[v] = checksum_line(verify[v], crc[verify[v]]);
   return problems;
+}
+
+std::vector<std::string> CheckpointReader::verify_shards(const std::vector<size_t>& shards) const {
+  if (pieces_.empty() || std::endian::native != std::endian::little) {  // as read_slices_hdf5
+    std::vector<std::string> lines;
+    for (size_t i : shards) {
+      if (std::string e = check_shard_file(i); !e.empty()) {
+        lines.push_back(e);
+        continue;
+      }
+      int64_t bytes = 0;
+      uint32_t crc = 0;
+      const std::string e = file_crc32(dir_ + "/" + shards_[i].file, bytes, crc);
+      lines.push_back(e.empty() ? checksum_line(i, crc) : e);
+    }
+    return lines;
+  }
+  // One ring for every shard, sized as read_shard sizes it for the largest.
+  int64_t largest = 0;
+  for (size_t i : shards) largest = std::max(largest, shards_[i].bytes);
+  std::vector<char> ring(static_cast<size_t>(kRing * ring_chunk_bytes(align_up(largest)) + 2 * kDirectAlign));
+  return read_slices({}, shards, {}, ring);
 }
 
 }  // namespace tessera

@@ -295,19 +295,17 @@ void prepare_units(const PreparePlan& plan, int rank, int size,
   std::atomic<size_t> next{static_cast<size_t>(rank)};
   std::mutex error_mutex;
   std::exception_ptr error;
-  auto unit_bytes = [&](size_t u) -> uint64_t {
-    const InputRange& r = plan.units[u];
-    if (r.end != UINT64_MAX) return r.end - r.begin;
-    std::error_code ec;
-    const uintmax_t n = fs::file_size(r.path, ec);
-    return ec ? 0 : static_cast<uint64_t>(n) - std::min<uint64_t>(r.begin, n);
-  };
+  // Input bytes of each of this process's units (for progress only).
+  std::vector<uint64_t> unit_bytes(progress ? plan.units.size() : 0);
   PrepareProgress done;  // under error_mutex
-  if (progress)
-    for (size_t u = static_cast<size_t>(rank); u < plan.units.size(); u += static_cast<size_t>(size)) {
-      ++done.units;
-      done.bytes += unit_bytes(u);
-    }
+  for (size_t u = static_cast<size_t>(rank); u < unit_bytes.size(); u += static_cast<size_t>(size)) {
+    const InputRange& r = plan.units[u];
+    std::error_code ec;
+    const uint64_t n = r.end != UINT64_MAX ? r.end : static_cast<uint64_t>(fs::file_size(r.path, ec));
+    unit_bytes[u] = ec ? 0 : n - std::min(r.begin, n);
+    ++done.units;
+    done.bytes += unit_bytes[u];
+  }
   const auto work = [&] {
     try {
       for (;;) {
@@ -322,7 +320,7 @@ void prepare_units(const PreparePlan& plan, int rank, int size,
         if (progress) {
           std::lock_guard<std::mutex> lock(error_mutex);
           ++done.units_done;
-          done.bytes_done += unit_bytes(u);
+          done.bytes_done += unit_bytes[u];
           progress(done);
         }
       }
