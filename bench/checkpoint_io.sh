@@ -59,36 +59,42 @@ for round in $(seq "${ROUNDS:-3}"); do
   echo "$line"
   size=$(du -sb $ck | awk '{print $1}')
   save_s=$(sed -E 's/.*\(([0-9.]+) s\).*/\1/' <<<"$line")
-  cache=$(drop_caches)
-  t0=$(date +%s.%N)
-  for f in $ck/shard_*.h5; do dd if="$f" of=/dev/null bs=8M 2>/dev/null & done; wait
-  shards_dd=$(awk -v b="$size" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.0f", b / (t1 - t0) / 1e6 }')
-  echo "dd read of the checkpoint's shards, one dd per shard in parallel ($cache page cache): $shards_dd MB/s"
+  # Each load gets its own dd over the shard files just before it, both from a dropped page
+  # cache, so that every load follows the same history (a drop of a full page cache, which on
+  # a virtual machine slows the next reads) and is held against the disk's rate of that minute.
   order="true false"; [ $((round % 2)) = 0 ] && order="false true"  # alternate which goes first
   for verify in $order; do
+    cache=$(drop_caches)
+    t0=$(date +%s.%N)
+    for f in $ck/shard_*.h5; do dd if="$f" of=/dev/null bs=8M 2>/dev/null & done; wait
+    shards_dd=$(awk -v b="$size" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.0f", b / (t1 - t0) / 1e6 }')
+    echo "dd read of the checkpoint's shards, one dd per shard in parallel ($cache page cache): $shards_dd MB/s"
     cache=$(drop_caches)
     line=$(train --set log.dir='"save"' --set train.steps=1 --set checkpoint.resume='"auto"' \
       --set checkpoint.verify=$verify | grep -E "checkpoint: resuming")
     echo "(page cache $cache) $line"
-    declare "read_$verify=$(secs 'read in' "$line")" "loaded_$verify=$(secs 'loaded in' "$line")"
+    declare "read_$verify=$(secs 'read in' "$line")" "loaded_$verify=$(secs 'loaded in' "$line")" \
+      "dd_$verify=$shards_dd"
   done
-  echo "$round $size $(mbs "$w") $(mbs "$r") $shards_dd $save_s $read_true $loaded_true $read_false $loaded_false" >> rounds.txt
+  echo "$round $size $(mbs "$w") $(mbs "$r") $dd_true $dd_false $save_s $read_true $loaded_true $read_false $loaded_false" >> rounds.txt
 done
 /usr/bin/python3 - <<'PY'
-# Load is held against the faster of the round's two dd reads (one stream over a 1.5 GB file, or
-# one dd per shard file in parallel), save against dd write with fsync.
+# Each load is held against the faster of two dd reads: the round's one stream over a 1.5 GB
+# file, and the one dd per shard file (in parallel) run just before that load; save against
+# the round's dd write with fsync.
 import statistics as st
 rows = [list(map(float, l.split())) for l in open("rounds.txt")]
-print("\n== per round: MB/s (% of the round's dd: save against dd write, load against the faster dd read) ==")
-print("round | dd write | save | dd read, one stream | dd read, per shard | with checksums: reads, ready | without: reads, ready")
+print("\n== per round: MB/s (% of dd: save against dd write, each load against the faster of the stream dd and its own dd over the shards) ==")
+print("round | dd write | save | dd read, one stream | with checksums: dd over shards, reads, ready | without: dd over shards, reads, ready")
 ratios = {k: [] for k in ("save", "vread", "vload", "uread", "uload")}
-for r, size, dw, dr, ds, save, rv, lv, ru, lu in rows:
-    mb, dd = size / 1e6, max(dr, ds)
-    got = {"save": mb / save / dw, "vread": mb / rv / dd, "vload": mb / lv / dd, "uread": mb / ru / dd, "uload": mb / lu / dd}
+for r, size, dw, dr, dv, du, save, rv, lv, ru, lu in rows:
+    mb = size / 1e6
+    got = {"save": mb / save / dw, "vread": mb / rv / max(dr, dv), "vload": mb / lv / max(dr, dv),
+           "uread": mb / ru / max(dr, du), "uload": mb / lu / max(dr, du)}
     for k, v in got.items(): ratios[k].append(v)
-    print(f"{int(r)} | {dw:.0f} | {mb / save:.0f} ({got['save']:.0%}) | {dr:.0f} | {ds:.0f} | "
-          f"{mb / rv:.0f} ({got['vread']:.0%}), {mb / lv:.0f} ({got['vload']:.0%}) | "
-          f"{mb / ru:.0f} ({got['uread']:.0%}), {mb / lu:.0f} ({got['uload']:.0%})")
+    print(f"{int(r)} | {dw:.0f} | {mb / save:.0f} ({got['save']:.0%}) | {dr:.0f} | "
+          f"{dv:.0f}, {mb / rv:.0f} ({got['vread']:.0%}), {mb / lv:.0f} ({got['vload']:.0%}) | "
+          f"{du:.0f}, {mb / ru:.0f} ({got['uread']:.0%}), {mb / lu:.0f} ({got['uload']:.0%})")
 m = {k: st.median(v) for k, v in ratios.items()}
 low = {k: min(v) for k, v in ratios.items()}
 print(f"median (lowest) over {len(rows)} rounds: save {m['save']:.0%} ({low['save']:.0%}) of dd write; load with "

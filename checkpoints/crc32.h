@@ -12,5 +12,8 @@ namespace tessera::ckpt {
 // The CRC-32 of the bytes before (`crc`, 0 for none) followed by data[0, n), as zlib's
 // crc32(crc, data, n).
 uint32_t crc32_update(uint32_t crc, const void* data, size_t n);
+// crc32_update(crc, src, n), also copying src[0, n) to dst (not overlapping) in the same pass:
+// the bytes are read from memory once instead of twice.
+uint32_t crc32_copy(uint32_t crc, void* dst, const void* src, size_t n);
 
 }  // namespace tessera::ckpt

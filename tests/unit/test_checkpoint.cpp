@@ -360,8 +360,16 @@ TEST(CheckpointCrc32, EqualsZlibForEveryLengthAlignmentAndStart) {
   for (size_t offset = 0; offset < 17; ++offset)
     for (size_t n = 0; n < 700; n += (n < 200 ? 1 : 13)) {
       const uint32_t start = offset % 3 == 0 ? 0 : static_cast<uint32_t>(rng());
-      ASSERT_EQ(ckpt::crc32_update(start, data.data() + offset, n),
-                static_cast<uint32_t>(crc32_z(start, data.data() + offset, n)))
+      const uint32_t want = static_cast<uint32_t>(crc32_z(start, data.data() + offset, n));
+      ASSERT_EQ(ckpt::crc32_update(start, data.data() + offset, n), want)
+          << "offset " << offset << " length " << n;
+      // The copying form: same CRC, the bytes copied to an unaligned destination, nothing past it.
+      std::vector<unsigned char> to(n + 9, 0xA5);
+      ASSERT_EQ(ckpt::crc32_copy(start, to.data() + 3, data.data() + offset, n), want)
+          << "offset " << offset << " length " << n;
+      ASSERT_TRUE(std::equal(data.begin() + offset, data.begin() + offset + n, to.begin() + 3))
+          << "offset " << offset << " length " << n;
+      ASSERT_TRUE(to[0] == 0xA5 && to[1] == 0xA5 && to[2] == 0xA5 && to[n + 3] == 0xA5)
           << "offset " << offset << " length " << n;
     }
   const uint32_t whole = ckpt::crc32_update(0, data.data(), data.size());
