@@ -7,11 +7,10 @@
 #include <filesystem>
 #include <vector>
 
+#include "checkpoints/checkpoint_internal.h"
 #include "checkpoints/hdf5.h"
 #include "model/init.h"
 #include "runtime/error.h"
-#include "runtime/cpu/backend.h"
-#include "runtime/ops.h"
 
 namespace tessera {
 namespace {
@@ -43,44 +42,56 @@ hid_t open_weights(const std::string& path) {
 
 }  // namespace
 
-void weights_save(const std::string& path, Device& dev, const ParamRegistry& registry,
-                  const std::vector<Tensor>& sources, const WeightsMeta& meta) {
-  const std::string tmp = path + ".partial";
-  {
-    H5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!file.ok()) throw UserError(path + ": cannot create weights file (directory missing or not writable?)");
-    write_string_attr(file.get(), "format", kFormat);
-    write_int_attr(file.get(), "format_version", kVersion);
-    write_int_attr(file.get(), "step", meta.step);
-    write_string_attr(file.get(), "config", meta.config_toml);
-    write_string_attr(file.get(), "dtype", meta.dtype);
-    H5Handle group(H5Gcreate2(file.get(), "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    const bool f64 = meta.dtype == "f64";
-    const auto& params = registry.all();
-    for (size_t i = 0; i < params.size(); ++i) {
-      const Param& p = params[i];
-      TS_ASSERT(p.shard_dim < 0, "weights_save writes unsharded parameters only");
-      const Tensor src = i < sources.size() && !sources[i].empty() ? sources[i] : p.value;
-      // Bring to host in the source dtype, then convert to the file dtype.
-      std::vector<char> raw(src.bytes());
-      dev.copy_to_host(raw.data(), src);
-      Tensor host_src{raw.data(), src.dtype, DeviceKind::cpu, src.shape};
-      std::vector<char> out(static_cast<size_t>(src.numel()) * (f64 ? 8 : 4));
-      Tensor host_out{out.data(), f64 ? DType::f64 : DType::f32, DeviceKind::cpu, src.shape};
-      cpu::convert(host_out, host_src);
-      hsize_t dims[4];
-      for (int d = 0; d < p.global_shape.rank; ++d) dims[d] = p.global_shape[d];
-      H5Handle space(H5Screate_simple(p.global_shape.rank, dims, nullptr), H5Sclose);
-      const hid_t type = f64 ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
-      H5Handle ds(H5Dcreate2(group.get(), p.name.c_str(), type, space.get(), H5P_DEFAULT,
-                             H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-      TS_CHECK_HDF5(ds.get());
-      TS_CHECK_HDF5(H5Dwrite(ds.get(), f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, H5S_ALL,
-                             H5S_ALL, H5P_DEFAULT, out.data()));
-    }
-    TS_CHECK_HDF5(H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
+WeightsWriter::WeightsWriter(const std::string& path, const WeightsMeta& meta)
+    : path_(path), tmp_(path + ".partial"), f64_(meta.dtype == "f64") {
+  TS_ASSERT(meta.dtype == "f32" || meta.dtype == "f64", "weights are written as f32 or f64");
+  file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file_ < 0) throw UserError(path + ": cannot create weights file (directory missing or not writable?)");
+  write_string_attr(file_, "format", kFormat);
+  write_int_attr(file_, "format_version", kVersion);
+  write_int_attr(file_, "step", meta.step);
+  write_string_attr(file_, "config", meta.config_toml);
+  write_string_attr(file_, "dtype", meta.dtype);
+  group_ = H5Gcreate2(file_, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  TS_CHECK_HDF5(group_);
+}
+
+WeightsWriter::~WeightsWriter() {
+  if (group_ >= 0) H5Gclose(group_);
+  if (file_ >= 0) {
+    H5Fclose(file_);
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
   }
-  std::filesystem::rename(tmp, path);
+}
+
+void WeightsWriter::write(const std::string& name, const Shape& shape, const void* data) {
+  hsize_t dims[4];
+  for (int d = 0; d < shape.rank; ++d) dims[d] = static_cast<hsize_t>(shape[d]);
+  H5Handle space(H5Screate_simple(shape.rank, dims, nullptr), H5Sclose);
+  H5Handle ds(H5Dcreate2(group_, name.c_str(), f64_ ? H5T_IEEE_F64LE : H5T_IEEE_F32LE,
+                         space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  TS_CHECK_HDF5(ds.get());
+  TS_CHECK_HDF5(H5Dwrite(ds.get(), f64_ ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+                         H5P_DEFAULT, data));
+}
+
+// Synced before the rename, so that the name never points at a file still in the page cache.
+void WeightsWriter::commit() {
+  H5Gclose(group_);
+  group_ = -1;
+  const bool closed = H5Fclose(file_) >= 0;
+  file_ = -1;
+  try {
+    if (!closed) throw UserError(path_ + ": cannot write weights file (disk full?)");
+    ckpt::sync_path(tmp_);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+    throw;
+  }
+  std::filesystem::rename(tmp_, path_);
 }
 
 WeightsMeta weights_read_meta(const std::string& path) {

@@ -2,11 +2,14 @@
 // finalize step, the global gradient norm, ZeRO-1's parameter gather and the assembly of the
 // final weights from the owner of each element.
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "checkpoints/weights_file.h"
 #include "launch/trainer.h"
 #include "model/init.h"
+#include "parallel/mpi_comm.h"
 #include "runtime/error.h"
 #include "runtime/ops.h"
 
@@ -111,42 +114,48 @@ void Trainer::gather_parameters() {
   comms_.dp->all_gather(values, flat_slice(values, optimizer_->begin(), n));
 }
 
-// The final weights, assembled from every rank: each element comes from exactly one owner
-// (the rule of counted_once, and the ZeRO shard holding it), in full precision from the
-// master copy where there is one; rank 0 writes the file.
+// The final weights, assembled one parameter at a time: each element comes from exactly one
+// owner (the rule of counted_once, and the ZeRO shard holding it), in full precision from the
+// master copy where there is one, and reaches rank 0 through a bitwise OR of every rank's
+// buffer (zeros where it owns nothing), which writes the file. Every rank holds one global
+// parameter at a time, in the file's dtype, never the whole model.
 void Trainer::write_weights(const std::string& path, int64_t step) {
   ParamRegistry whole;
   GptStage names(cfg_.model, stage_spec_whole(cfg_.model), TensorSlice{}, whole);
   const bool owner_dp = !shard_grads_.empty() || me_.dp == 0;
   const int64_t begin = optimizer_->begin(), end = optimizer_->end();
-  std::vector<double> master;
-  if (!optimizer_->master().empty()) master = tensor_to_host_f64(dev_, optimizer_->master());
+  const Tensor master = optimizer_->master();
+  const DType dtype = compute_ == DType::f64 ? DType::f64 : DType::f32;
+  const size_t elem = dtype_size(dtype);
   ParamRegistry& reg = model_->registry();
-  std::vector<std::vector<double>> host;
-  for (Param& g : whole.all()) {
-    std::vector<double> buf(g.global_shape.numel(), 0.0);
+  std::unique_ptr<WeightsWriter> out;
+  if (rank_ == 0) out = std::make_unique<WeightsWriter>(path, WeightsMeta{config_to_toml(cfg_), step, dtype == DType::f64 ? "f64" : "f32"});
+  std::vector<char> buf, local;
+  for (const Param& g : whole.all()) {
+    buf.assign(static_cast<size_t>(g.global_shape.numel()) * elem, 0);
     const Param* p = reg.find(g.name);
     if (p && owner_dp && counted_once(*p)) {
-      const std::vector<double> local = tensor_to_host_f64(dev_, p->value);
+      // This rank's elements of p: local indices [lo - o, hi - o).
       const int64_t o = reg.flat_offset(*p);
-      for (int64_t i = 0; i < static_cast<int64_t>(local.size()); ++i) {
-        const int64_t f = o + i;
-        if (f < begin || f >= end) continue;
-        buf[param_global_index(*p, i)] = master.empty() ? local[i] : master[f - begin];
+      const int64_t lo = std::max(o, begin), hi = std::min(o + p->value.numel(), end);
+      if (lo < hi) {
+        const Tensor src = master.empty() ? flat_slice(reg.flat_values(), lo, hi - lo)
+                                          : flat_slice(master, lo - begin, hi - lo);
+        TS_ASSERT(src.dtype == dtype, "the weights' full-precision copy is in the file's dtype");
+        local.resize(static_cast<size_t>(hi - lo) * elem);
+        dev_.copy_to_host(local.data(), src);
+        if (p->shard_dim < 0)
+          std::memcpy(buf.data() + (lo - o) * elem, local.data(), local.size());
+        else
+          for (int64_t i = lo - o; i < hi - o; ++i)
+            std::memcpy(buf.data() + param_global_index(*p, i) * elem,
+                        local.data() + (i - (lo - o)) * elem, elem);
       }
     }
-    if (topology_.world() > 1) {
-      Tensor t{buf.data(), DType::f64, DeviceKind::cpu, Shape{static_cast<int64_t>(buf.size())}};
-      comms_.world->all_reduce(t);
-    }
-    host.push_back(std::move(buf));
+    if (world_) world_->or_to_root(buf.data(), buf.size(), 0);
+    if (out) out->write(g.name, g.global_shape, buf.data());
   }
-  if (rank_ != 0) return;
-  for (size_t i = 0; i < host.size(); ++i)
-    whole.all()[i].value = Tensor{host[i].data(), DType::f64, DeviceKind::cpu, whole.all()[i].global_shape};
-  auto cpu = Device::create(DeviceKind::cpu);
-  WeightsMeta meta{config_to_toml(cfg_), step, compute_ == DType::f64 ? "f64" : "f32"};
-  weights_save(path, *cpu, whole, {}, meta);
+  if (out) out->commit();
 }
 
 }  // namespace tessera

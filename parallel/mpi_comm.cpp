@@ -90,6 +90,20 @@ void MpiWorld::broadcast(std::string& text, int root) const {
   }
 }
 
+void MpiWorld::or_to_root(void* data, size_t bytes, int root) const {
+  // 8-byte words where the length allows (MPI's reduction loops run on whole elements), and MPI
+  // counts are ints.
+  const bool words = bytes % 8 == 0;
+  const size_t elem = words ? 8 : 1, n = bytes / elem;
+  for (size_t at = 0; at < n;) {
+    const int count = static_cast<int>(std::min<size_t>(n - at, size_t{1} << 28));
+    char* p = static_cast<char*>(data) + at * elem;
+    TS_CHECK_MPI(MPI_Reduce(rank_ == root ? MPI_IN_PLACE : p, p, count,
+                            words ? MPI_UINT64_T : MPI_BYTE, MPI_BOR, root, MPI_COMM_WORLD));
+    at += static_cast<size_t>(count);
+  }
+}
+
 void MpiWorld::abort(int code) const {
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, code);

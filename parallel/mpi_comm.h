@@ -41,6 +41,10 @@ class MpiWorld {
   int first_rank_with(bool flag) const;
   // Collective: every rank's `text` becomes rank `root`'s.
   void broadcast(std::string& text, int root) const;
+  // Collective: `root`'s `bytes` bytes at `data` become the bitwise OR of every rank's (the
+  // others' are left as they were). Where each element has one owner and the rest hold zeros,
+  // that assembles the owners' values bit for bit (a floating-point sum would turn -0 into +0).
+  void or_to_root(void* data, size_t bytes, int root) const;
   // Ends every rank of the job now (a failure only this rank saw).
   [[noreturn]] void abort(int code) const;
 
