@@ -12,5 +12,6 @@ int cmd_export(int argc, char** argv);
 int cmd_import(int argc, char** argv);
 int cmd_tokenizer(int argc, char** argv);
 int cmd_contamination(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 
 }  // namespace tessera

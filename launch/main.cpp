@@ -28,6 +28,7 @@ void print_usage() {
       "  tokenizer encode|decode --tokenizer SPEC          text lines <-> JSON id arrays (stdin)\n"
       "  contamination --train DIR --eval FILE... [--n 13] [--top K] [--json] [--threads N]\n"
       "                                                    eval documents sharing n-grams with training\n"
+      "  report RUN_DIR                                    write the run's README.md (model card) and loss.svg\n"
       "  version                                           print version and build");
 }
 
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     if (cmd == "import") return tessera::cmd_import(argc - 1, argv + 1);
     if (cmd == "tokenizer") return tessera::cmd_tokenizer(argc - 1, argv + 1);
     if (cmd == "contamination") return tessera::cmd_contamination(argc - 1, argv + 1);
+    if (cmd == "report") return tessera::cmd_report(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
       std::printf("tessera %s (commit %s)\n", tessera::tessera_version(), tessera::tessera_git_commit());
       return 0;

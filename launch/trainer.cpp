@@ -3,11 +3,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
 #include "launch/layout.h"
+#include "launch/run_report.h"
+#include "launch/version.h"
 #include "launch/session.h"
 #include "launch/signals.h"
 #include "model/init.h"
@@ -58,8 +66,18 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
       std::ofstream c(cfg_.log.dir + "/config.toml");
       c << config_to_toml(cfg_);
       if (!c) throw UserError(cfg_.log.dir + "/config.toml: cannot write (log.dir not writable?)");
-      metrics_.open(cfg_.log.dir + "/metrics.jsonl",
-                    cfg_.checkpoint.resume == "none" ? std::ios::trunc : std::ios::app);
+      // A fresh run starts the run's records anew; a resumed one appends to them, after ending
+      // a line torn by a launch killed while writing it.
+      const std::string metrics = cfg_.log.dir + "/metrics.jsonl";
+      const bool fresh = cfg_.checkpoint.resume == "none";
+      bool torn = false;
+      if (std::ifstream in(metrics, std::ios::binary | std::ios::ate); !fresh && in && in.tellg() > 0) {
+        in.seekg(-1, std::ios::end);
+        torn = in.get() != '\n';
+      }
+      metrics_.open(metrics, fresh ? std::ios::trunc : std::ios::app);
+      if (torn) metrics_ << '\n';
+      if (fresh) std::filesystem::remove(cfg_.log.dir + "/launches.jsonl");
     }
   });
   comms_ = communicators_create(topology_, rank_, world_, dev_);
@@ -325,6 +343,54 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
   metrics_ << line << std::flush;
 }
 
+namespace {
+
+// "AMD EPYC" for the CPU backend (the first model name in /proc/cpuinfo), the GPU's name for CUDA.
+std::string device_description(Device& dev) {
+  if (dev.kind() != DeviceKind::cpu) return dev.name();
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+      return "cpu (" + line.substr(line.find(':') + 2) + ")";
+  return "cpu";
+}
+
+}  // namespace
+
+void Trainer::record_launch_start() {
+  if (rank_ != 0) return;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  nlohmann::json r = {{"event", "start"},
+                      {"time", utc_timestamp()},
+                      {"host", host},
+                      {"world", topology_.world()},
+                      {"layout", layout_text()},
+                      {"device", device_description(dev_)},
+                      {"precision", cfg_.train.precision},
+                      {"step", start_step_},
+                      {"resumed_from", resumed_from_},
+                      {"version", tessera_version()},
+                      {"commit", tessera_git_commit()}};
+  if (const char* job = std::getenv("SLURM_JOB_ID")) r["slurm_job"] = job;
+  try {
+    append_launch_record(cfg_.log.dir, r.dump());
+  } catch (const UserError& e) {  // a missing record costs the report a line, not the run
+    log_warn("%s", e.what());
+  }
+}
+
+void Trainer::record_launch_end(const char* how, int64_t step) {
+  if (rank_ != 0) return;
+  try {
+    append_launch_record(cfg_.log.dir, nlohmann::json{{"event", "end"}, {"time", utc_timestamp()}, {"how", how}, {"step", step}}.dump());
+    write_run_report(cfg_.log.dir);
+    log_info("report: %s/README.md (model card) and loss.svg", cfg_.log.dir.c_str());
+  } catch (const UserError& e) {  // the run's results are written already; say so and go on
+    log_warn("report: not written: %s", e.what());
+  }
+}
+
 StepResult Trainer::run() {
   const ModelConfig& m = cfg_.model;
   const ParallelConfig& par = cfg_.parallel;
@@ -356,6 +422,7 @@ StepResult Trainer::run() {
     log_info("memory (rank 0): %s", arena_summary().c_str());
     report_mixture();
   }
+  record_launch_start();
   StepResult last;
   const CheckpointConfig& ck = cfg_.checkpoint;
   for (int64_t step = start_step_; step < cfg_.train.steps; ++step) {
@@ -385,13 +452,18 @@ StepResult Trainer::run() {
                  "checkpoint.resume = \"auto\")",
                  last.control[0] > 0 ? "a signal" : "train.stop_at", static_cast<long long>(step + 1), ck.root(cfg_.log.dir).c_str(),
                  checkpoint_dir_name(step + 1).c_str());
+      record_launch_end(last.control[0] > 0 ? "stopped by a signal" : "stopped at train.stop_at", step + 1);
       return last;
     }
   }
   drain_save();
   const std::string path = cfg_.log.dir + "/model.h5";
+  const Clock::time_point written = Clock::now();
   write_weights(path, cfg_.train.steps);
-  if (rank_ == 0) log_info("weights: %s", path.c_str());
+  if (rank_ == 0)
+    log_info("weights: %s (%.1f MB in %.2f s)", path.c_str(),
+             static_cast<double>(std::filesystem::file_size(path)) / 1e6, ms_since(written) / 1000);
+  record_launch_end("finished", cfg_.train.steps);
   return last;
 }
 

@@ -102,6 +102,12 @@ class Trainer {
   void advance_save(const double* done_failed);  // summed over the world
   void drain_save();
   CheckpointMeta checkpoint_meta(int64_t step) const;
+  // "world 4 = dp 2 x pp 1 x tp 2, zero 1, schedule 1f1b, ...": checkpoints and launch records.
+  std::string layout_text() const;
+  // Rank 0: a start record in <log.dir>/launches.jsonl; at the end ("finished", or how the run
+  // stopped) an end record, then the run's README.md and loss.svg (launch/run_report.h).
+  void record_launch_start();
+  void record_launch_end(const char* how, int64_t step);
 
   RunConfig cfg_;
   Device& dev_;
@@ -144,6 +150,7 @@ class Trainer {
   // Resumed state: the first step to run and the data position (global sample of step s is
   // sample_base_ + s * global_batch).
   int64_t start_step_ = 0, sample_base_ = 0;
+  std::string resumed_from_;  // the checkpoint this launch resumed from, "" for none
   bool stopped_ = false;
   // Checkpoint saving: this rank's owned pieces and host buffers, the background writer and
   // where the current save stands.

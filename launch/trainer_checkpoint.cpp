@@ -80,6 +80,18 @@ void Trainer::plan_shard() {
   jobs_ = std::make_unique<BackgroundJobs>();
 }
 
+std::string Trainer::layout_text() const {
+  const ParallelConfig& par = cfg_.parallel;
+  char layout[256];
+  std::snprintf(layout, sizeof layout,
+                "world %d = dp %d x pp %d x tp %d, zero %lld, schedule %s, virtual stages %lld, "
+                "sequence parallel %s",
+                topology_.world(), topology_.dp(), topology_.pp(), topology_.tp(),
+                static_cast<long long>(par.zero), par.schedule.c_str(),
+                static_cast<long long>(par.virtual_stages), par.sequence_parallel ? "on" : "off");
+  return layout;
+}
+
 CheckpointMeta Trainer::checkpoint_meta(int64_t step) const {
   CheckpointMeta m;
   m.step = step;
@@ -89,14 +101,7 @@ CheckpointMeta Trainer::checkpoint_meta(int64_t step) const {
   m.dtype = shard_.dtype;
   m.config_toml = config_to_toml(cfg_);
   const ParallelConfig& par = cfg_.parallel;
-  char layout[256];
-  std::snprintf(layout, sizeof layout,
-                "world %d = dp %d x pp %d x tp %d, zero %lld, schedule %s, virtual stages %lld, "
-                "sequence parallel %s",
-                topology_.world(), topology_.dp(), topology_.pp(), topology_.tp(),
-                static_cast<long long>(par.zero), par.schedule.c_str(),
-                static_cast<long long>(par.virtual_stages), par.sequence_parallel ? "on" : "off");
-  m.layout = layout;
+  m.layout = layout_text();
   m.layout_ints = {topology_.world(), topology_.tp(), topology_.pp(), topology_.dp(),
                    par.zero, par.virtual_stages, par.sequence_parallel ? 1 : 0};
   m.tessera_version = tessera_version();
@@ -382,6 +387,7 @@ void Trainer::resume() {
       // everywhere (the ZeRO all-gather and copies to the device included).
       double t[2] = {read_end - t0, now_s() - t0};
       comms_.world->all_reduce(Tensor{t, DType::f64, DeviceKind::cpu, Shape{2}}, ReduceOp::max);
+      resumed_from_ = dir;
       if (rank_ == 0) {
         int64_t bytes = 0;
         for (const ShardFile& f : r.shards()) bytes += f.bytes;

@@ -62,6 +62,34 @@ for key in step loss lr grad_norm tokens_per_s mfu step_ms; do
   head -1 run/metrics.jsonl | grep -q "\"$key\"" || { echo "FAIL: metrics lack $key"; exit 1; }
 done
 "$TESSERA" eval --model run/model.h5 --tokens va --batches 2 | grep -q '"loss"'
+
+# The run documents itself: README.md (model card) and loss.svg from the run's own records.
+python3 - <<'PY'
+import json, xml.etree.ElementTree as ET
+steps = [json.loads(l) for l in open("run/metrics.jsonl") if '"loss"' in l]
+evals = [json.loads(l) for l in open("run/metrics.jsonl") if '"val_loss"' in l]
+svg = ET.parse("run/loss.svg").getroot()  # well-formed XML
+lines = {p.get("id"): p.get("points").split() for p in svg.iter("{http://www.w3.org/2000/svg}polyline")}
+assert len(lines["train"]) == len(steps), (len(lines["train"]), len(steps))
+assert len(lines["valid"]) == len(evals), (len(lines["valid"]), len(evals))
+card = open("run/README.md").read()
+for want in [f"| training, last logged | {steps[-1]['step']} | {steps[-1]['loss']:.4f} |",
+             f"| validation, last | {evals[-1]['step']} | {evals[-1]['val_loss']:.4f} |",
+             "150 of 150 planned steps, 153,600 tokens", "![training and validation loss against step](loss.svg)",
+             "| finished at step 150", "`model.h5`"]:
+    assert want in card, f"README.md lacks: {want}"
+launches = [json.loads(l) for l in open("run/launches.jsonl")]
+assert [l["event"] for l in launches] == ["start", "end"] and launches[0]["world"] == 1, launches
+print("report ok: README.md and loss.svg agree with metrics.jsonl")
+PY
+# Stopped and resumed: one launch record each, the second naming the checkpoint it resumed from.
+"$TESSERA" train run.toml --set log.dir='"run2"' --set train.steps=8 --set log.every=2 \
+  --set train.stop_at=4 >/dev/null
+"$TESSERA" train run.toml --set log.dir='"run2"' --set train.steps=8 --set log.every=2 \
+  --set checkpoint.resume='"auto"' >/dev/null
+grep -q '| 0 | stopped at train.stop_at at step 4' run2/README.md
+grep -q '| 4 (run2/checkpoints/step_00000004) | finished at step 8' run2/README.md
+rm run2/README.md && "$TESSERA" report run2 >/dev/null && test -s run2/README.md
 "$TESSERA" generate --model run/model.h5 --prompt "The " --tokens 20 >/dev/null
 
 # User mistakes: one line on stderr, exit code 2.
@@ -69,6 +97,9 @@ expect_exit2 "$TESSERA" train run.toml --set train.stepz=3
 expect_exit2 "$TESSERA" train run.toml --set data.train=missing_dir
 expect_exit2 "$TESSERA" train missing.toml
 expect_exit2 "$TESSERA" eval --model missing.h5 --tokens va
+expect_exit2 "$TESSERA" report missing_dir
+mkdir -p empty_run && cp run/config.toml empty_run/
+expect_exit2 "$TESSERA" report empty_run
 head -c 1000 run/model.h5 > truncated.h5
 expect_exit2 "$TESSERA" eval --model truncated.h5 --tokens va
 head -c 100 tr/shard_00000.tok > tr_bad.tok && mkdir -p trbad && mv tr_bad.tok trbad/shard_00000.tok

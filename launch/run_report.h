@@ -1,0 +1,34 @@
+// The run's own account of itself: <log.dir>/README.md (a model card: what was trained, on
+// what, how, with which results, and how to reproduce it) and loss.svg (training and
+// validation loss against step), built only from the files the run leaves behind:
+// config.toml, metrics.jsonl, mixture.json and launches.jsonl (one record per launch: when,
+// where, which layout, from which checkpoint, how it ended). The trainer writes them when a
+// run ends or stops; `tessera report RUN_DIR` writes them again at any time.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+struct LossPoint {
+  int64_t step = 0;
+  double loss = 0;
+};
+
+// A self-contained SVG line chart of the training loss and, when given, the validation loss
+// against step, with labelled axes and grid lines at round values.
+std::string loss_chart_svg(const std::vector<LossPoint>& train, const std::vector<LossPoint>& valid);
+
+// Writes <run_dir>/README.md and <run_dir>/loss.svg (each through a temporary name). Throws
+// UserError naming the file when config.toml or metrics.jsonl is missing or unreadable, or when
+// no training step was logged yet.
+void write_run_report(const std::string& run_dir);
+
+// Appends `json` (one object, no newline) as a line of <run_dir>/launches.jsonl.
+void append_launch_record(const std::string& run_dir, const std::string& json);
+
+// UTC now as 2026-11-23T23:31:21Z.
+std::string utc_timestamp();
+
+}  // namespace tessera
