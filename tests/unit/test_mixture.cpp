@@ -58,7 +58,9 @@ TEST(DataMixture, SlotsSumToTheBlockAndRoundWithinOneSlot) {
     int64_t sum = 0;
     for (size_t i = 0; i < p.size(); ++i) {
       sum += slots[i];
-      if (p[i] > 0) EXPECT_GE(slots[i], 1);
+      if (p[i] > 0) {
+        EXPECT_GE(slots[i], 1);
+      }
       EXPECT_LE(std::abs(static_cast<double>(slots[i]) - p[i] * Mixture::kBlock), 1.0) << i;
     }
     EXPECT_EQ(sum, Mixture::kBlock);
