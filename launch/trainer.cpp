@@ -78,6 +78,7 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
       metrics_.open(metrics, fresh ? std::ios::trunc : std::ios::app);
       if (torn) metrics_ << '\n';
       if (fresh) std::filesystem::remove(cfg_.log.dir + "/launches.jsonl");
+      if (cfg_.log.tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>(cfg_.log.dir + "/tensorboard");
     }
   });
   comms_ = communicators_create(topology_, rank_, world_, dev_);
@@ -341,6 +342,19 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
                 r.mfu, r.step_ms, r.split.data, r.split.compute, r.split.exposed_comm,
                 r.split.bubble, r.comm_bytes[0], r.comm_bytes[1], r.comm_bytes[2], r.comm_bytes[3]);
   metrics_ << line << std::flush;
+  tensorboard_scalars(step + 1, {{"train/loss", r.loss}, {"train/lr", r.lr}, {"train/grad_norm", r.grad_norm},
+                                 {"perf/tokens_per_s", r.tokens_per_s}, {"perf/mfu", r.mfu},
+                                 {"perf/step_ms", r.step_ms}});
+}
+
+void Trainer::tensorboard_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
+  if (!tensorboard_) return;
+  try {
+    tensorboard_->scalars(step, values);
+  } catch (const UserError& e) {
+    log_warn("tensorboard: %s; no more events are written", e.what());
+    tensorboard_.reset();
+  }
 }
 
 namespace {

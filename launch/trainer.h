@@ -16,6 +16,7 @@
 #include "data/mixture.h"
 #include "data/shard.h"
 #include "launch/config.h"
+#include "launch/tensorboard.h"
 #include "model/instance.h"
 #include "optim/adamw.h"
 #include "parallel/communicators.h"
@@ -145,6 +146,9 @@ class Trainer {
   std::vector<std::vector<size_t>> params_of_layer_;  // global layer -> registry indices
   std::vector<char> done_;                         // per parameter, this step
   std::ofstream metrics_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;  // rank 0 with log.tensorboard
+  // The scalars to TensorBoard, when on; a write failure turns it off with a warning.
+  void tensorboard_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& values);
   double flops_per_token_ = 0, peak_flops_ = 0;
   double seconds_since_start_ = 0;  // this rank's step time so far (ETA)
   // Resumed state: the first step to run and the data position (global sample of step s is

@@ -98,6 +98,7 @@ void Trainer::log_validation(int64_t step, const Validation& v) {
     std::snprintf(buf, sizeof buf, "%.17g", x);
     return std::string(buf);
   };
+  std::vector<std::pair<std::string, double>> scalars = {{"val/loss", v.overall}};
   char text[256];
   std::snprintf(text, sizeof text, "%.4f", v.overall);
   std::string line = "step " + std::to_string(step) + " | validation loss " + text;
@@ -110,11 +111,13 @@ void Trainer::log_validation(int64_t step, const Validation& v) {
       std::snprintf(text, sizeof text, " %s %.4f", languages[l].c_str(), loss);
       line += text;
       json += (l ? ", " : "") + nlohmann::json(languages[l]).dump() + ": " + number(loss);
+      scalars.push_back({"val/loss/" + languages[l], loss});
     }
     json += "}";
   }
   log_info("%s", line.c_str());
   metrics_ << json << "}\n" << std::flush;
+  tensorboard_scalars(step, scalars);
 }
 
 }  // namespace tessera

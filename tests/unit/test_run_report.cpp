@@ -11,6 +11,7 @@
 
 #include "launch/config.h"
 #include "launch/run_report.h"
+#include "launch/tensorboard.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -171,6 +172,13 @@ TEST_F(RunDir, TornMetricsLinesAreSkippedAndCounted) {
   const std::string card = slurp(dir_ + "/README.md");
   EXPECT_NE(card.find("(1 damaged line of metrics.jsonl skipped"), std::string::npos) << card;
   EXPECT_NE(card.find("| training, last logged | 2 | 2.5000 |"), std::string::npos) << card;
+}
+
+// TFRecord framing checksums with CRC-32C; the event files themselves are read back by
+// TensorBoard in tests/reference (reference_tensorboard).
+TEST(TensorBoard, Crc32cCheckValue) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c("", 0), 0u);
 }
 
 }  // namespace
