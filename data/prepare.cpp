@@ -346,7 +346,6 @@ PrepareStats prepare_finish(const PreparePlan& plan) {
 
   ShardWriter writer(o.out, tokenizer->vocab_size(), o.shard_bytes);
   std::unordered_set<Hash128, Hash128Hasher> seen;
-  std::vector<int32_t> tokens;
   std::vector<DocRecord> records;
   for (size_t u = 0; u < plan.units.size(); ++u) {
     const std::string dir = unit_dir(o.out, u);
@@ -389,9 +388,7 @@ PrepareStats prepare_finish(const PreparePlan& plan) {
           ++c.duplicates_removed;
           continue;
         }
-        tokens.resize(static_cast<size_t>(end - start));
-        shard.read(start, end - start, tokens.data());
-        writer.append_document(tokens.data(), tokens.size());
+        writer.copy_document(shard, start, end - start);
       }
     }
     if (d_global != records.size()) throw UserError("prepare: unit " + dir + " is damaged");

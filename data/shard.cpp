@@ -31,10 +31,6 @@ constexpr size_t kHeaderBytes = 64;
 constexpr size_t kOffVersion = 8, kOffDtype = 12, kOffVocab = 16, kOffTokens = 24,
                  kOffDocuments = 32, kOffIndex = 40;
 
-size_t dtype_width(TokenDtype dtype) {
-  return dtype == TokenDtype::kUint16 ? 2 : 4;
-}
-
 uint64_t align8(uint64_t n) {
   return (n + 7) & ~uint64_t{7};
 }
@@ -120,6 +116,8 @@ void ShardWriter::shard_begin() {
   temp_path_ = dir_ + "/" + shard_file_name(shards_done_) + ".tmp";
   file_ = std::fopen(temp_path_.c_str(), "wb");
   if (!file_) throw_io("create", temp_path_);
+  file_buffer_.resize(1 << 20);  // few large writes rather than one per 4 KiB
+  std::setvbuf(file_, file_buffer_.data(), _IOFBF, file_buffer_.size());
   const unsigned char placeholder[kHeaderBytes] = {};  // the real header is known at the end
   if (std::fwrite(placeholder, 1, kHeaderBytes, file_) != kHeaderBytes)
     throw_io("write", temp_path_);
@@ -127,12 +125,34 @@ void ShardWriter::shard_begin() {
   shard_tokens_ = 0;
 }
 
-void ShardWriter::append_document(const int32_t* tokens, size_t count) {
+// Where the next document of `count` tokens goes: a new shard when it would overflow this one.
+void ShardWriter::document_begin(size_t count) {
   TS_ASSERT(!finished_, "append_document after finish");
-  const size_t width = dtype_width(dtype_);
-  if (file_ && shard_tokens_ > 0 && (shard_tokens_ + count) * width > shard_bytes_) shard_end();
+  if (file_ && shard_tokens_ > 0 && (shard_tokens_ + count) * dtype_width(dtype_) > shard_bytes_) shard_end();
   if (!file_) shard_begin();
   doc_starts_.push_back(shard_tokens_);
+}
+
+void ShardWriter::document_end(size_t count) {
+  shard_tokens_ += count;
+  tokens_total_ += count;
+  ++documents_total_;
+}
+
+void ShardWriter::copy_document(const TokenShard& from, int64_t offset, int64_t count) {
+  TS_ASSERT(from.dtype() == dtype_ && from.vocab_size() <= vocab_size_,
+            "copy_document from a shard of another token width or a larger vocabulary");
+  TS_ASSERT(offset >= 0 && count >= 0 && offset + count <= from.token_count(), "token range outside the shard");
+  document_begin(static_cast<size_t>(count));
+  const size_t width = dtype_width(dtype_);
+  if (std::fwrite(from.token_bytes(offset), width, static_cast<size_t>(count), file_) != static_cast<size_t>(count))
+    throw_io("write", temp_path_);
+  document_end(static_cast<size_t>(count));
+}
+
+void ShardWriter::append_document(const int32_t* tokens, size_t count) {
+  document_begin(count);
+  const size_t width = dtype_width(dtype_);
 
   // Narrow through a small buffer so memory stays bounded whatever the document size.
   unsigned char buffer[1 << 16];
@@ -150,9 +170,7 @@ void ShardWriter::append_document(const int32_t* tokens, size_t count) {
     if (std::fwrite(buffer, width, n, file_) != n) throw_io("write", temp_path_);
     done += n;
   }
-  shard_tokens_ += count;
-  tokens_total_ += count;
-  ++documents_total_;
+  document_end(count);
 }
 
 void ShardWriter::shard_end() {

@@ -23,6 +23,10 @@ enum class TokenDtype : uint32_t { kUint16 = 1, kUint32 = 2 };
 
 // uint16 when every id fits (vocab_size <= 65535), else uint32.
 TokenDtype token_dtype_for_vocab(int64_t vocab_size);
+// Bytes per stored token: 2 or 4.
+inline size_t dtype_width(TokenDtype dtype) { return dtype == TokenDtype::kUint16 ? 2 : 4; }
+
+class TokenShard;
 // "shard_00042.tok"
 std::string shard_file_name(size_t index);
 
@@ -39,6 +43,10 @@ class ShardWriter {
 
   // Appends one document; its tokens (including any end-of-document id) must be < vocab_size.
   void append_document(const int32_t* tokens, size_t count);
+  // Appends tokens [offset, offset + count) of `from` (one whole document) as one document,
+  // byte for byte: `from` stores the same token width and a vocabulary no larger than this
+  // writer's, so every id is in range without looking at it.
+  void copy_document(const TokenShard& from, int64_t offset, int64_t count);
   // Completes the open shard (if it has any document). No appends afterwards.
   void finish();
 
@@ -49,12 +57,15 @@ class ShardWriter {
  private:
   void shard_begin();
   void shard_end();
+  void document_begin(size_t count);
+  void document_end(size_t count);
 
   std::string dir_;
   int64_t vocab_size_;
   uint64_t shard_bytes_;
   TokenDtype dtype_;
   std::FILE* file_ = nullptr;  // open shard, written under its temporary name
+  std::vector<char> file_buffer_;  // its stdio buffer
   std::string temp_path_;
   std::vector<uint64_t> doc_starts_;  // of the open shard, in tokens
   uint64_t shard_tokens_ = 0;
@@ -82,6 +93,8 @@ class TokenShard {
   int64_t document_start(int64_t d) const;
   // Tokens [offset, offset + count) widened to int32. The range must lie inside the shard.
   void read(int64_t offset, int64_t count, int32_t* out) const;
+  // The stored bytes of token `offset` onwards (dtype() wide each).
+  const unsigned char* token_bytes(int64_t offset) const { return tokens_ + offset * dtype_width(dtype_); }
 
  private:
   TokenShard() = default;
