@@ -337,7 +337,9 @@ void write_run_report(const std::string& run_dir) {
       }
       std::string from = std::to_string(s.value("step", int64_t{0}));
       if (!str(s, "resumed_from").empty()) from += " (" + str(s, "resumed_from") + ")";
-      o << "| " << cell(str(s, "time")) << " | " << cell(str(s, "host")) << " | " << cell(str(s, "layout"))
+      std::string host = str(s, "host");
+      if (!str(s, "slurm_job").empty()) host += " (Slurm job " + str(s, "slurm_job") + ", nodes " + str(s, "nodes", "?") + ")";
+      o << "| " << cell(str(s, "time")) << " | " << cell(host) << " | " << cell(str(s, "layout"))
         << " | " << cell(str(s, "device")) << " | " << cell(from) << " | " << cell(ended) << " |\n";
     }
     const json& first = launches.front();

@@ -387,6 +387,7 @@ void Trainer::record_launch_start() {
                       {"version", tessera_version()},
                       {"commit", tessera_git_commit()}};
   if (const char* job = std::getenv("SLURM_JOB_ID")) r["slurm_job"] = job;
+  if (const char* nodes = std::getenv("SLURM_JOB_NODELIST")) r["nodes"] = nodes;
   try {
     append_launch_record(cfg_.log.dir, r.dump());
   } catch (const UserError& e) {  // a missing record costs the report a line, not the run

@@ -19,7 +19,7 @@ cat > bin/scontrol <<'SH'
 echo "$*" >> scontrol.calls
 SH
 chmod +x bin/srun bin/scontrol
-export PATH="$PWD/bin:$PATH" SLURM_JOB_ID=4242 TESSERA
+export PATH="$PWD/bin:$PATH" SLURM_JOB_ID=4242 SLURM_JOB_NODELIST="gpu[01-02]" TESSERA
 cat > run.toml <<'TOML'
 [model]
 n_layer = 1
@@ -50,6 +50,7 @@ grep -q "the run finished: runs/slurm/README.md" job2.out || { echo "FAIL: secon
 grep -q "resuming from runs/slurm/checkpoints/step_00000004" job2.out
 [ "$(wc -l < scontrol.calls)" -eq 1 ] || { echo "FAIL: requeued after finishing"; exit 1; }
 grep -q '| 4 (runs/slurm/checkpoints/step_00000004) | finished at step 8' runs/slurm/README.md
+grep -q '(Slurm job 4242, nodes gpu\[01-02\])' runs/slurm/README.md
 
 # RUN_DIR from the environment; a failing launch (bad key) is not requeued.
 set +e
