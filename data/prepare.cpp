@@ -1,5 +1,8 @@
 #include "data/prepare.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -8,6 +11,8 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -181,6 +186,36 @@ void run_unit(const PreparePlan& plan, const Tokenizer& tokenizer, const NgramIn
   write_file_atomic(dir + "/stats.json", stats.dump());
 }
 
+// Runs fn(u) for units rank, rank + size, ... (unit u belongs to process u mod size) on
+// options.threads threads, which take this process's units in turn. The first exception stops
+// the others at their next unit and is rethrown.
+void for_each_unit(const PreparePlan& plan, int rank, int size, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{static_cast<size_t>(rank)};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  const auto work = [&] {
+    try {
+      for (;;) {
+        const size_t u = next.fetch_add(static_cast<size_t>(size));
+        if (u >= plan.units.size()) return;
+        {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (error) return;
+        }
+        fn(u);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < plan.options.threads; ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 bool holds_shards(const std::string& dir) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -292,12 +327,10 @@ void prepare_units(const PreparePlan& plan, int rank, int size,
     exclude = std::make_unique<NgramIndex>(NgramIndex::from_files(
         plan.options.exclude_ngrams_from, plan.options.exclude_n, plan.options.documents,
         "prepare --exclude-ngrams-from"));
-  std::atomic<size_t> next{static_cast<size_t>(rank)};
-  std::mutex error_mutex;
-  std::exception_ptr error;
+  std::mutex mutex;
   // Input bytes of each of this process's units (for progress only).
   std::vector<uint64_t> unit_bytes(progress ? plan.units.size() : 0);
-  PrepareProgress done;  // under error_mutex
+  PrepareProgress done;  // under mutex
   for (size_t u = static_cast<size_t>(rank); u < unit_bytes.size(); u += static_cast<size_t>(size)) {
     const InputRange& r = plan.units[u];
     std::error_code ec;
@@ -306,45 +339,52 @@ void prepare_units(const PreparePlan& plan, int rank, int size,
     ++done.units;
     done.bytes += unit_bytes[u];
   }
-  const auto work = [&] {
-    try {
-      for (;;) {
-        // Unit u belongs to process u mod size; threads take this process's units in turn.
-        const size_t u = next.fetch_add(static_cast<size_t>(size));
-        if (u >= plan.units.size()) return;
-        {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (error) return;
-        }
-        run_unit(plan, *tokenizer, exclude.get(), u);
-        if (progress) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          ++done.units_done;
-          done.bytes_done += unit_bytes[u];
-          progress(done);
-        }
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
+  for_each_unit(plan, rank, size, [&](size_t u) {
+    run_unit(plan, *tokenizer, exclude.get(), u);
+    if (progress) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++done.units_done;
+      done.bytes_done += unit_bytes[u];
+      progress(done);
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < plan.options.threads; ++t) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  });
 }
 
-PrepareStats prepare_finish(const PreparePlan& plan) {
+// The merge lays the final shards out on rank 0 from 40 bytes per document (its record and its
+// index entry), deciding duplicates in unit order as one pass over the corpus would; the tokens
+// are then copied by the process that made each unit, in parallel, straight to their final
+// place. The result is byte for byte what appending every kept document in order to one
+// ShardWriter gives.
+
+// One run of a unit's kept tokens: unit shard `from`, tokens [src, src + count), to final shard
+// `to` at token `dst`. A unit's runs are in <unit>/copies.bin.
+struct MergeCopy {
+  uint64_t from = 0, to = 0, src = 0, dst = 0, count = 0;
+};
+
+std::string final_temp_path(const std::string& out, size_t shard) {
+  return out + "/" + shard_file_name(shard) + ".tmp";
+}
+
+PrepareStats prepare_merge_plan(const PreparePlan& plan) {
   const PrepareOptions& o = plan.options;
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_create(o.tokenizer);
   PrepareStats stats;
   stats.tokenizer = tokenizer->name();
   stats.vocab_size = tokenizer->vocab_size();
   stats.units = plan.units.size();
+  const TokenDtype dtype = token_dtype_for_vocab(stats.vocab_size);
 
-  ShardWriter writer(o.out, tokenizer->vocab_size(), o.shard_bytes);
+  // The final shard being laid out: its tokens and document starts so far.
+  size_t shard = 0;
+  uint64_t shard_tokens = 0;
+  std::vector<uint64_t> starts;
+  const auto close_shard = [&] {
+    shard_write_frame(final_temp_path(o.out, shard), dtype, stats.vocab_size, shard_tokens, starts);
+    ++shard;
+    shard_tokens = 0;
+    starts.clear();
+  };
   std::unordered_set<Hash128, Hash128Hasher> seen;
   std::vector<DocRecord> records;
   for (size_t u = 0; u < plan.units.size(); ++u) {
@@ -371,27 +411,41 @@ PrepareStats prepare_finish(const PreparePlan& plan) {
       in.seekg(0);
       in.read(reinterpret_cast<char*>(records.data()), size);
     }
+    std::vector<MergeCopy> copies;
     size_t d_global = 0;
     const size_t unit_shards = unit.at("shards");
     for (size_t s = 0; s < unit_shards; ++s) {
-      const TokenShard shard = TokenShard::open(dir + "/" + shard_file_name(s));
-      for (int64_t d = 0; d < shard.document_count(); ++d, ++d_global) {
+      const TokenShard from = TokenShard::open(dir + "/" + shard_file_name(s));
+      if (from.dtype() != dtype || from.vocab_size() != stats.vocab_size)
+        throw UserError("prepare: unit " + dir + " is damaged (another vocabulary)");
+      for (int64_t d = 0; d < from.document_count(); ++d, ++d_global) {
         if (d_global >= records.size()) throw UserError("prepare: unit " + dir + " is damaged");
         const DocRecord& r = records[d_global];
-        const int64_t start = shard.document_start(d);
-        const int64_t end = d + 1 < shard.document_count() ? shard.document_start(d + 1) : shard.token_count();
+        const uint64_t start = static_cast<uint64_t>(from.document_start(d));
+        const uint64_t end = static_cast<uint64_t>(d + 1 < from.document_count() ? from.document_start(d + 1) : from.token_count());
+        const uint64_t count = end - start;
         if (o.dedup && !seen.insert(r.hash).second) {
           PrepareCounts& c = counts.at(r.language);
           --c.documents;
           c.bytes -= r.bytes;
-          c.tokens -= static_cast<uint64_t>(end - start);
+          c.tokens -= count;
           ++c.duplicates_removed;
           continue;
         }
-        writer.copy_document(shard, start, end - start);
+        if (shard_is_full(shard_tokens, count, dtype, o.shard_bytes)) close_shard();
+        starts.push_back(shard_tokens);
+        MergeCopy* last = copies.empty() ? nullptr : &copies.back();
+        if (last && last->from == s && last->to == shard && last->src + last->count == start &&
+            last->dst + last->count == shard_tokens)
+          last->count += count;
+        else
+          copies.push_back({s, shard, start, shard_tokens, count});
+        shard_tokens += count;
       }
     }
     if (d_global != records.size()) throw UserError("prepare: unit " + dir + " is damaged");
+    write_file_atomic(dir + "/copies.bin",
+                      std::string(reinterpret_cast<const char*>(copies.data()), copies.size() * sizeof(MergeCopy)));
     PrepareCounts unit_total;
     for (size_t i = 0; i < names.size(); ++i) {
       stats.languages[names[i]].add(counts[i]);
@@ -402,18 +456,108 @@ PrepareStats prepare_finish(const PreparePlan& plan) {
       stats.files.push_back({plan.units[u].path, {}});
     stats.files.back().counts.add(unit_total);
   }
+  if (!starts.empty()) close_shard();
   // The default language may have seen no document at all.
   std::erase_if(stats.languages, [](const auto& entry) {
     const PrepareCounts& c = entry.second;
     return c.documents + c.empty_skipped + c.duplicates_removed + c.contaminated_removed == 0;
   });
+  stats.shards = shard;
+  if (stats.total.documents == 0) {
+    std::error_code ec;
+    fs::remove_all(o.out + "/" + kUnitsDir, ec);
+    throw UserError("prepare: the inputs hold no non-empty document");
+  }
+  return stats;
+}
+
+void prepare_merge_copy(const PreparePlan& plan, int rank, int size) {
+  const PrepareOptions& o = plan.options;
+  for_each_unit(plan, rank, size, [&](size_t u) {
+    const std::string dir = unit_dir(o.out, u);
+    std::string bytes;
+    {
+      std::ifstream in(dir + "/copies.bin", std::ios::binary);
+      if (!in) throw UserError("prepare: " + dir + "/copies.bin is missing (was the merge planned?)");
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    if (bytes.size() % sizeof(MergeCopy) != 0) throw UserError("prepare: " + dir + "/copies.bin is damaged");
+    std::vector<MergeCopy> copies(bytes.size() / sizeof(MergeCopy));
+    std::memcpy(copies.data(), bytes.data(), bytes.size());
+    std::vector<std::unique_ptr<TokenShard>> from;
+    std::vector<std::pair<uint64_t, int>> to;  // (final shard, fd) this unit writes into
+    const auto close_all = [&] {
+      for (const auto& [s, fd] : to) ::close(fd);
+      to.clear();
+    };
+    try {
+      for (const MergeCopy& c : copies) {
+        if (c.from >= from.size()) from.resize(c.from + 1);
+        if (!from[c.from])
+          from[c.from] = std::make_unique<TokenShard>(TokenShard::open(dir + "/" + shard_file_name(c.from)));
+        const TokenShard& shard = *from[c.from];
+        if (to.empty() || to.back().first != c.to) {
+          const std::string path = final_temp_path(o.out, c.to);
+          const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+          if (fd < 0) throw UserError("prepare: cannot open " + path + ": " + std::strerror(errno));
+          to.emplace_back(c.to, fd);
+        }
+        if (c.src + c.count > static_cast<uint64_t>(shard.token_count()))
+          throw UserError("prepare: " + dir + "/copies.bin is damaged");
+        const size_t n = c.count * dtype_width(shard.dtype());
+        const char* p = reinterpret_cast<const char*>(shard.token_bytes(static_cast<int64_t>(c.src)));
+        const uint64_t at = shard_token_offset(shard.dtype(), c.dst);
+        for (size_t done = 0; done < n;) {
+          const ssize_t w = ::pwrite(to.back().second, p + done, n - done, static_cast<off_t>(at + done));
+          if (w <= 0) throw UserError("prepare: cannot write " + final_temp_path(o.out, c.to) + ": " + std::strerror(errno));
+          done += static_cast<size_t>(w);
+        }
+      }
+      // Synced by the writer itself: on a shared file system each client flushes its own pages.
+      for (const auto& [s, fd] : to)
+        if (::fsync(fd) != 0) throw UserError("prepare: cannot sync " + final_temp_path(o.out, s) + ": " + std::strerror(errno));
+    } catch (...) {
+      close_all();
+      throw;
+    }
+    close_all();
+  });
+}
+
+void prepare_merge_commit(const PreparePlan& plan, const PrepareStats& stats) {
+  const PrepareOptions& o = plan.options;
+  for (size_t s = 0; s < stats.shards; ++s) {
+    const std::string path = o.out + "/" + shard_file_name(s);
+    if (std::rename(final_temp_path(o.out, s).c_str(), path.c_str()) != 0)
+      throw UserError("prepare: cannot rename " + final_temp_path(o.out, s) + ": " + std::strerror(errno));
+  }
+  if (const int fd = ::open(o.out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {  // the renames
+    ::fsync(fd);
+    ::close(fd);
+  }
   std::error_code ec;
   fs::remove_all(o.out + "/" + kUnitsDir, ec);
-  if (stats.total.documents == 0) throw UserError("prepare: the inputs hold no non-empty document");
-  writer.finish();
-  stats.shards = writer.shard_count();
   write_stats(o.out, stats);
-  return stats;
+}
+
+void prepare_merge_abandon(const PreparePlan& plan) {
+  std::error_code ec;
+  for (fs::directory_iterator it(plan.options.out, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("shard_") && name.ends_with(".tok.tmp")) fs::remove(it->path(), ec);
+  }
+}
+
+PrepareStats prepare_finish(const PreparePlan& plan) {
+  try {
+    const PrepareStats stats = prepare_merge_plan(plan);
+    prepare_merge_copy(plan, 0, 1);
+    prepare_merge_commit(plan, stats);
+    return stats;
+  } catch (...) {
+    prepare_merge_abandon(plan);
+    throw;
+  }
 }
 
 PrepareStats prepare(const PrepareOptions& options) {

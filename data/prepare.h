@@ -7,9 +7,9 @@
 // Work is cut into units of about `unit_bytes` of input (a compressed file is one unit), cut at
 // document boundaries. Units are spread over the processes (unit u goes to process
 // u mod size) and over each process's threads; a unit writes its own shards and a record per
-// document into <out>/.units/. finish() then streams the units' documents in unit order into
-// the final shards, dropping exact duplicates (128-bit content hash, first occurrence kept)
-// when asked. The output depends on the inputs and unit_bytes only, never on how many
+// document into <out>/.units/. The merge then lays the final shards out in unit order from
+// those records, dropping exact duplicates (128-bit content hash, first occurrence kept) when
+// asked, and every process copies its own units' kept tokens into place. The output depends on the inputs and unit_bytes only, never on how many
 // processes or threads did the work. Memory stays bounded whatever the corpus size: a worker
 // holds one document; deduplication holds 16 bytes per distinct document.
 //
@@ -93,7 +93,17 @@ std::vector<InputRange> decode_units(const std::string& text);
 // hears after each finished unit, one call at a time.
 void prepare_units(const PreparePlan& plan, int rank, int size,
                    const std::function<void(const PrepareProgress&)>& progress = {});
-// One process, after every process finished its units: writes the shards and stats.json.
+// After every process finished its units, the merge in three collective steps:
+// prepare_merge_plan (one process) decides duplicates, lays the final shards out (header and
+// document index written, tokens not yet) and returns the statistics; prepare_merge_copy (every
+// process, for its own units, on options.threads threads) copies the kept tokens into place;
+// prepare_merge_commit (one process) renames the shards into place and writes stats.json.
+// prepare_merge_abandon removes the half-made shards of a merge that failed.
+PrepareStats prepare_merge_plan(const PreparePlan& plan);
+void prepare_merge_copy(const PreparePlan& plan, int rank, int size);
+void prepare_merge_commit(const PreparePlan& plan, const PrepareStats& stats);
+void prepare_merge_abandon(const PreparePlan& plan);
+// The three in one process.
 PrepareStats prepare_finish(const PreparePlan& plan);
 
 // All three in one process. Throws UserError for a missing or unreadable input, an output

@@ -74,7 +74,47 @@ std::optional<size_t> shard_index_from_name(const std::string& name) {
   throw UserError("data: " + path + ": " + what);
 }
 
+void encode_header(unsigned char* header, TokenDtype dtype, int64_t vocab_size, uint64_t tokens,
+                   uint64_t documents) {
+  std::memset(header, 0, kHeaderBytes);
+  std::memcpy(header, kMagic, sizeof(kMagic));
+  store<uint32_t>(header + kOffVersion, kFormatVersion);
+  store<uint32_t>(header + kOffDtype, static_cast<uint32_t>(dtype));
+  store<uint32_t>(header + kOffVocab, static_cast<uint32_t>(vocab_size));
+  store<uint64_t>(header + kOffTokens, tokens);
+  store<uint64_t>(header + kOffDocuments, documents);
+  store<uint64_t>(header + kOffIndex, index_offset_for(tokens, dtype_width(dtype)));
+}
+
 }  // namespace
+
+uint64_t shard_token_offset(TokenDtype dtype, uint64_t t) { return kHeaderBytes + t * dtype_width(dtype); }
+
+void shard_write_frame(const std::string& path, TokenDtype dtype, int64_t vocab_size, uint64_t tokens,
+                       const std::vector<uint64_t>& doc_starts) {
+  unsigned char header[kHeaderBytes];
+  encode_header(header, dtype, vocab_size, tokens, doc_starts.size());
+  const uint64_t index_offset = index_offset_for(tokens, dtype_width(dtype));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_io("create", path);
+  const auto put = [&](const void* data, size_t n, uint64_t at) {
+    for (size_t done = 0; done < n;) {
+      const ssize_t w = ::pwrite(fd, static_cast<const char*>(data) + done, n - done, static_cast<off_t>(at + done));
+      if (w <= 0) return false;
+      done += static_cast<size_t>(w);
+    }
+    return true;
+  };
+  // The token region stays a hole until written: reads as zeros, like the padding after it.
+  bool ok = put(header, kHeaderBytes, 0) &&
+            put(doc_starts.data(), doc_starts.size() * sizeof(uint64_t), index_offset) &&
+            ::ftruncate(fd, static_cast<off_t>(index_offset + doc_starts.size() * sizeof(uint64_t))) == 0 &&
+            ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  if (!ok) throw_io("write", path);
+}
 
 TokenDtype token_dtype_for_vocab(int64_t vocab_size) {
   return vocab_size <= 65535 ? TokenDtype::kUint16 : TokenDtype::kUint32;
@@ -128,7 +168,7 @@ void ShardWriter::shard_begin() {
 // Where the next document of `count` tokens goes: a new shard when it would overflow this one.
 void ShardWriter::document_begin(size_t count) {
   TS_ASSERT(!finished_, "append_document after finish");
-  if (file_ && shard_tokens_ > 0 && (shard_tokens_ + count) * dtype_width(dtype_) > shard_bytes_) shard_end();
+  if (file_ && shard_is_full(shard_tokens_, count, dtype_, shard_bytes_)) shard_end();
   if (!file_) shard_begin();
   doc_starts_.push_back(shard_tokens_);
 }
@@ -182,14 +222,8 @@ void ShardWriter::shard_end() {
   ok = ok && std::fwrite(doc_starts_.data(), sizeof(uint64_t), doc_starts_.size(), file_) ==
                  doc_starts_.size();
 
-  unsigned char header[kHeaderBytes] = {};
-  std::memcpy(header, kMagic, sizeof(kMagic));
-  store<uint32_t>(header + kOffVersion, kFormatVersion);
-  store<uint32_t>(header + kOffDtype, static_cast<uint32_t>(dtype_));
-  store<uint32_t>(header + kOffVocab, static_cast<uint32_t>(vocab_size_));
-  store<uint64_t>(header + kOffTokens, shard_tokens_);
-  store<uint64_t>(header + kOffDocuments, doc_starts_.size());
-  store<uint64_t>(header + kOffIndex, index_offset);
+  unsigned char header[kHeaderBytes];
+  encode_header(header, dtype_, vocab_size_, shard_tokens_, doc_starts_.size());
   ok = ok && std::fseek(file_, 0, SEEK_SET) == 0;
   ok = ok && std::fwrite(header, 1, kHeaderBytes, file_) == kHeaderBytes;
   // Synced before the rename, so a crash leaves either no shard or a whole one.

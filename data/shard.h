@@ -27,6 +27,20 @@ TokenDtype token_dtype_for_vocab(int64_t vocab_size);
 inline size_t dtype_width(TokenDtype dtype) { return dtype == TokenDtype::kUint16 ? 2 : 4; }
 
 class TokenShard;
+
+// Whether a document of `count` tokens goes to a new shard: the open one (holding
+// `shard_tokens`) would pass `shard_bytes` of tokens with it. ShardWriter's rule, also used
+// by prepare's merge to lay shards out before their tokens are written.
+inline bool shard_is_full(uint64_t shard_tokens, uint64_t count, TokenDtype dtype, uint64_t shard_bytes) {
+  return shard_tokens > 0 && (shard_tokens + count) * dtype_width(dtype) > shard_bytes;
+}
+// Byte offset of token `t` in a shard file.
+uint64_t shard_token_offset(TokenDtype dtype, uint64_t t);
+// Writes a whole shard file at `path` except its tokens: header, zero-filled token region,
+// padding and the document index (`doc_starts`), synced. The tokens are then written in
+// place (at shard_token_offset) by whoever holds them. Throws UserError when it cannot write.
+void shard_write_frame(const std::string& path, TokenDtype dtype, int64_t vocab_size, uint64_t tokens,
+                       const std::vector<uint64_t>& doc_starts);
 // "shard_00042.tok"
 std::string shard_file_name(size_t index);
 

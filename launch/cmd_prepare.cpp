@@ -145,10 +145,21 @@ int cmd_prepare(int argc, char** argv) {
   });
   const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   const double tokenized = seconds();
+  // The merge: rank 0 lays the shards out, every rank copies its own units' tokens into them,
+  // rank 0 puts them in place. A failure anywhere leaves no shard behind.
   data::PrepareStats stats;
-  run_agreed(world.get(), [&] {
-    if (rank == 0) stats = data::prepare_finish(plan);
-  });
+  try {
+    run_agreed(world.get(), [&] {
+      if (rank == 0) stats = data::prepare_merge_plan(plan);
+    });
+    run_agreed(world.get(), [&] { data::prepare_merge_copy(plan, rank, size); });
+    run_agreed(world.get(), [&] {
+      if (rank == 0) data::prepare_merge_commit(plan, stats);
+    });
+  } catch (...) {
+    if (rank == 0) data::prepare_merge_abandon(plan);
+    throw;
+  }
   if (rank == 0) {
     print_stats(stats, options.out);
     std::printf("prepare: units tokenized in %.1f s (%d rank(s) x %d thread(s)), merged into shards in %.1f s\n",

@@ -271,7 +271,10 @@ TEST(DataPrepare, UnitsThreadsAndProcessesGiveTheSameShards) {
   }
   EXPECT_EQ(units, plan.units.size());
   EXPECT_EQ(bytes, fs::file_size(root + "/in/a.txt") + fs::file_size(root + "/in/b.jsonl.gz"));
-  const PrepareStats stats = prepare_finish(plan);
+  // The merge as under mpirun: planned once, each "process" copies its own units' tokens.
+  const PrepareStats stats = prepare_merge_plan(plan);
+  for (int rank = 2; rank >= 0; --rank) prepare_merge_copy(plan, rank, 3);
+  prepare_merge_commit(plan, stats);
   EXPECT_EQ(prepared_documents(split.out), expected);
   EXPECT_FALSE(fs::exists(split.out + "/.units"));
   // Shards are cut by size, not by unit: the same files, byte for byte.
@@ -289,6 +292,33 @@ TEST(DataPrepare, UnitsThreadsAndProcessesGiveTheSameShards) {
   const nlohmann::json json = read_json(split.out + "/stats.json");
   EXPECT_EQ(json["languages"]["de"]["documents"], 200);
   EXPECT_EQ(json["documents"], 800);
+}
+
+// A merge that fails part-way (a unit's records damaged after earlier units' shards were laid
+// out) names the unit and leaves no shard, finished or not, behind.
+TEST(DataPrepare, FailedMergeLeavesNoShardBehind) {
+  const std::string root = fresh_dir("merge_fails");
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "document number " + std::to_string(i) + " of a few\n%\n";
+  write_file(root + "/a.txt", text);
+  PrepareOptions options;
+  options.inputs = {root + "/a.txt"};
+  options.out = root + "/out";
+  options.shard_bytes = 500;
+  options.unit_bytes = 2000;
+  const PreparePlan plan = prepare_plan(options, true);
+  ASSERT_GE(plan.units.size(), 3u);
+  prepare_units(plan, 0, 1);
+  const std::string records = options.out + "/.units/unit_000002/docs.bin";
+  fs::resize_file(records, fs::file_size(records) - 32);
+  try {
+    prepare_finish(plan);
+    FAIL() << "a damaged unit was merged";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("unit_000002"), std::string::npos) << e.what();
+  }
+  for (const auto& entry : fs::directory_iterator(options.out))
+    EXPECT_FALSE(entry.path().filename().string().starts_with("shard_")) << entry.path();
 }
 
 TEST(DataPrepare, ExactDuplicatesAreRemovedFirstOccurrenceKept) {
