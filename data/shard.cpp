@@ -179,17 +179,6 @@ void ShardWriter::document_end(size_t count) {
   ++documents_total_;
 }
 
-void ShardWriter::copy_document(const TokenShard& from, int64_t offset, int64_t count) {
-  TS_ASSERT(from.dtype() == dtype_ && from.vocab_size() <= vocab_size_,
-            "copy_document from a shard of another token width or a larger vocabulary");
-  TS_ASSERT(offset >= 0 && count >= 0 && offset + count <= from.token_count(), "token range outside the shard");
-  document_begin(static_cast<size_t>(count));
-  const size_t width = dtype_width(dtype_);
-  if (std::fwrite(from.token_bytes(offset), width, static_cast<size_t>(count), file_) != static_cast<size_t>(count))
-    throw_io("write", temp_path_);
-  document_end(static_cast<size_t>(count));
-}
-
 void ShardWriter::append_document(const int32_t* tokens, size_t count) {
   document_begin(count);
   const size_t width = dtype_width(dtype_);

@@ -57,10 +57,6 @@ class ShardWriter {
 
   // Appends one document; its tokens (including any end-of-document id) must be < vocab_size.
   void append_document(const int32_t* tokens, size_t count);
-  // Appends tokens [offset, offset + count) of `from` (one whole document) as one document,
-  // byte for byte: `from` stores the same token width and a vocabulary no larger than this
-  // writer's, so every id is in range without looking at it.
-  void copy_document(const TokenShard& from, int64_t offset, int64_t count);
   // Completes the open shard (if it has any document). No appends afterwards.
   void finish();
 
