@@ -330,7 +330,7 @@ void write_run_report(const std::string& run_dir) {
     for (size_t i = 0; i < launches.size(); ++i) {
       const json& s = launches[i];
       if (str(s, "event") != "start") continue;
-      std::string ended = "no end record (killed or crashed)";
+      std::string ended = "no end record (an error, a crash or a kill)";
       if (i + 1 < launches.size() && str(launches[i + 1], "event") == "end") {
         const json& e = launches[i + 1];
         ended = str(e, "how") + " at step " + std::to_string(e.value("step", int64_t{0})) + ", " + str(e, "time");
