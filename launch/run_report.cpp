@@ -156,11 +156,24 @@ void append_launch_record(const std::string& run_dir, const std::string& json_te
   if (!out) throw UserError(run_dir + "/launches.jsonl: cannot write");
 }
 
-std::string loss_chart_svg(const std::vector<LossPoint>& train, const std::vector<LossPoint>& valid) {
-  TS_ASSERT(!train.empty(), "a loss chart needs at least one training step");
+std::string loss_chart_svg(const std::vector<LossPoint>& train_logged, const std::vector<LossPoint>& valid) {
+  TS_ASSERT(!train_logged.empty(), "a loss chart needs at least one training step");
+  // At most 1000 points for the training loss: a long run's chart stays small, each point the
+  // mean of `per_point` consecutive logged steps (at the last of them).
+  constexpr size_t kMaxPoints = 1000;
+  const size_t per_point = (train_logged.size() + kMaxPoints - 1) / kMaxPoints;
+  std::vector<LossPoint> train;
+  for (size_t i = 0; i < train_logged.size(); i += per_point) {
+    const size_t end = std::min(train_logged.size(), i + per_point);
+    double sum = 0;
+    size_t n = 0;
+    for (size_t j = i; j < end; ++j)
+      if (std::isfinite(train_logged[j].loss)) sum += train_logged[j].loss, ++n;
+    train.push_back({train_logged[end - 1].step, n ? sum / static_cast<double>(n) : NAN});
+  }
   constexpr double W = 720, H = 360, L = 64, R = 20, T = 40, B = 48;
   double s0 = 0, s1 = train.back().step, v0 = INFINITY, v1 = -INFINITY;  // steps from 0
-  for (const auto* set : {&train, &valid})
+  for (const std::vector<LossPoint>* set : std::initializer_list<const std::vector<LossPoint>*>{&train, &valid})
     for (const LossPoint& p : *set) {
       s1 = std::max<double>(s1, p.step);
       if (std::isfinite(p.loss)) v0 = std::min(v0, p.loss), v1 = std::max(v1, p.loss);
@@ -175,7 +188,9 @@ std::string loss_chart_svg(const std::vector<LossPoint>& train, const std::vecto
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
     << "\" viewBox=\"0 0 " << W << ' ' << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    << "<text x=\"" << L << "\" y=\"22\" font-size=\"14\">loss (nats per token)</text>\n";
+    << "<text x=\"" << L << "\" y=\"22\" font-size=\"14\">loss (nats per token)"
+    << (per_point > 1 ? ", training: mean of " + std::to_string(per_point) + " logged steps a point" : "")
+    << "</text>\n";
   const std::vector<double> xs = ticks(s0, s1, 6), ys = ticks(v0, v1, 5);
   const double xstep = xs.size() > 1 ? xs[1] - xs[0] : 1, ystep = ys.size() > 1 ? ys[1] - ys[0] : 1;
   o << "<g stroke=\"#dddddd\">\n";

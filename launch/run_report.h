@@ -17,7 +17,8 @@ struct LossPoint {
 };
 
 // A self-contained SVG line chart of the training loss and, when given, the validation loss
-// against step, with labelled axes and grid lines at round values.
+// against step, with labelled axes and grid lines at round values. Beyond 1000 training points,
+// each point is the mean of that many consecutive ones (said in the title).
 std::string loss_chart_svg(const std::vector<LossPoint>& train, const std::vector<LossPoint>& valid);
 
 // Writes <run_dir>/README.md and <run_dir>/loss.svg (each through a temporary name). Throws

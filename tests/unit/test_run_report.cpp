@@ -72,6 +72,14 @@ TEST(RunReport, ChartPlacesEveryPointWithHigherLossHigherUp) {
   const std::string alone = loss_chart_svg(train, {});
   EXPECT_EQ(alone.find("id=\"valid\""), std::string::npos);
   EXPECT_EQ(alone.find("validation"), std::string::npos);
+  // A long run: 4500 logged steps become 900 points, each the mean of 5 (said in the title).
+  std::vector<LossPoint> many;
+  for (int64_t s = 1; s <= 4500; ++s) many.push_back({s, s % 5 == 0 ? 2.0 : 3.0});
+  const std::string big = loss_chart_svg(many, {});
+  const auto b = polyline(big, "train");
+  ASSERT_EQ(b.size(), 900u);
+  EXPECT_NEAR(b.front().second, b.back().second, 0.11);  // every group averages to 2.8
+  EXPECT_NE(big.find("mean of 5 logged steps a point"), std::string::npos);
   // A single step still draws (the step axis is widened).
   EXPECT_EQ(polyline(loss_chart_svg({{1, 2.0}}, {}), "train").size(), 1u);
 }
