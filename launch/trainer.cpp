@@ -334,11 +334,13 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
              static_cast<long long>(step + 1), r.comm_bytes[0] * mb, r.comm_bytes[1] * mb,
              r.comm_bytes[2] * mb, r.comm_bytes[3] * mb);
   std::snprintf(line, sizeof line,
-                "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.17g, "
+                "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.17g, "
                 "\"tokens_per_s\": %.6g, \"mfu\": %.6g, \"step_ms\": %.6g, \"data_ms\": %.6g, "
                 "\"compute_ms\": %.6g, \"exposed_comm_ms\": %.6g, \"bubble_ms\": %.6g, "
                 "\"comm_bytes\": {\"tp\": %.17g, \"pp\": %.17g, \"dp\": %.17g, \"embedding\": %.17g}}\n",
-                static_cast<long long>(step + 1), r.loss, r.lr, r.grad_norm, r.tokens_per_s,
+                static_cast<long long>(step + 1),
+                static_cast<long long>((sample_base_ + (step + 1) * cfg_.train.global_batch) * cfg_.model.seq_len),
+                r.loss, r.lr, r.grad_norm, r.tokens_per_s,
                 r.mfu, r.step_ms, r.split.data, r.split.compute, r.split.exposed_comm,
                 r.split.bubble, r.comm_bytes[0], r.comm_bytes[1], r.comm_bytes[2], r.comm_bytes[3]);
   metrics_ << line << std::flush;

@@ -58,7 +58,7 @@ python3 -c "import sys; sys.exit(0 if float('$val') < float('$entropy') else 1)"
 test -s run/config.toml && grep -q '^steps = 150' run/config.toml
 lines=$(grep -c '"loss"' run/metrics.jsonl)
 [ "$lines" -ge 3 ] || { echo "FAIL: metrics.jsonl has $lines step lines"; exit 1; }
-for key in step loss lr grad_norm tokens_per_s mfu step_ms; do
+for key in step tokens loss lr grad_norm tokens_per_s mfu step_ms; do
   head -1 run/metrics.jsonl | grep -q "\"$key\"" || { echo "FAIL: metrics lack $key"; exit 1; }
 done
 "$TESSERA" eval --model run/model.h5 --tokens va --batches 2 | grep -q '"loss"'
@@ -88,6 +88,12 @@ PY
 "$TESSERA" train run.toml --set log.dir='"run2"' --set train.steps=8 --set log.every=2 \
   --set checkpoint.resume='"auto"' >/dev/null
 grep -q '| 0 | stopped at train.stop_at at step 4' run2/README.md
+# Tokens trained so far, in every record before and after the resume: 16 sequences x 64 per step.
+python3 -c "
+import json
+recs = [json.loads(l) for l in open('run2/metrics.jsonl') if '\"loss\"' in l]
+assert [r['step'] for r in recs] == [2, 4, 6, 8] and all(r['tokens'] == r['step'] * 1024 for r in recs), recs
+"
 grep -q '| 4 (run2/checkpoints/step_00000004) | finished at step 8' run2/README.md
 rm run2/README.md && "$TESSERA" report run2 >/dev/null && test -s run2/README.md
 "$TESSERA" generate --model run/model.h5 --prompt "The " --tokens 20 >/dev/null
