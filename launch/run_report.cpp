@@ -254,6 +254,11 @@ void write_run_report(const std::string& run_dir) {
 
   const int64_t steps_done = train.back().step;
   const int64_t tokens_per_step = t.global_batch * m.seq_len;
+  // Recorded by the trainer (exact also when a resume changed the batch size); older records lack it.
+  const json& last_step = metrics.steps.rbegin()->second;
+  const int64_t tokens = last_step.contains("tokens") && last_step["tokens"].is_number_integer()
+                             ? last_step["tokens"].get<int64_t>()
+                             : steps_done * tokens_per_step;
   std::string name = fs::path(fs::absolute(run_dir).lexically_normal()).filename().string();
   if (name.empty()) name = fs::absolute(run_dir).lexically_normal().parent_path().filename().string();
 
@@ -276,7 +281,7 @@ void write_run_report(const std::string& run_dir) {
     << m.n_head << " heads, context " << m.seq_len << ", vocabulary " << thousands(m.vocab_size) << ", "
     << fmt("%.2fM", m.num_parameters() / 1e6) << " parameters) pretrained from scratch with tessera: "
     << thousands(steps_done) << " of " << thousands(t.steps) << " planned steps, "
-    << thousands(steps_done * tokens_per_step) << " tokens.\n\n";
+    << thousands(tokens) << " tokens.\n\n";
   o << "![training and validation loss against step](loss.svg)\n\n";
   if (metrics.damaged)
     o << "(" << metrics.damaged << " damaged line" << (metrics.damaged > 1 ? "s" : "")

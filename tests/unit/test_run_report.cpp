@@ -116,7 +116,7 @@ TEST_F(RunDir, CardCarriesTheRunsOwnFigures) {
       "{\"step\":20,\"val_loss\":4.75,\"val_loss_by_language\":{\"en\":4.5,\"de\":5.0}}\n"
       "{\"step\": 30, \"loss\": 9.0, \"tokens_per_s\": 1100, \"mfu\": 0.11, \"step_ms\": 230}\n"
       "{\"step\": 30, \"loss\": 4.25, \"tokens_per_s\": 1300, \"mfu\": 0.13, \"step_ms\": 200}\n"
-      "{\"step\": 40, \"loss\": 4.125, \"tokens_per_s\": 1400, \"mfu\": 0.14, \"step_ms\": 190}\n"
+      "{\"step\": 40, \"tokens\": 10240, \"loss\": 4.125, \"tokens_per_s\": 1400, \"mfu\": 0.14, \"step_ms\": 190}\n"
       "{\"step\":40,\"val_loss\":4.875,\"val_loss_by_language\":{\"en\":4.625,\"de\":5.125}}\n");
   put(dir_ + "/mixture.json",
       R"({"temperature": 3.0, "sources": [)"
