@@ -1,6 +1,7 @@
 // `tessera export CHECKPOINT_DIR --format hf --out DIR`: a checkpoint's model as a Hugging Face
 // GPT2LMHeadModel directory (model.safetensors in f32 + config.json), loadable with
 // transformers' from_pretrained(DIR).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,59 @@
 
 namespace tessera {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Through a temporary name and a rename.
+void write_text(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream f(tmp, std::ios::trunc);
+  f << text;
+  f.close();
+  if (!f) throw UserError(tmp + ": cannot write");
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw UserError(path + ": cannot replace (" + ec.message() + ")");
+}
+
+// README.md of the exported directory: a Hugging Face model card saying what the weights are
+// (model, step, tokens, languages), where they come from (the checkpoint, its layout, the
+// tessera build) and the resolved training configuration, whole.
+std::string export_card(const CheckpointReader& r, const RunConfig& cfg, const std::string& tokenizer_note,
+                        const std::string& out) {
+  const ModelConfig& m = cfg.model;
+  const CheckpointMeta& meta = r.meta();
+  std::vector<std::string> languages;
+  for (const DataSourceConfig& s : cfg.data.sources) {
+    const std::string lang = s.language.empty() ? s.name : s.language;
+    if (std::find(languages.begin(), languages.end(), lang) == languages.end()) languages.push_back(lang);
+  }
+  std::string card = "---\nlibrary_name: transformers\ntags:\n- tessera\n- gpt2\n- pretraining\n";
+  if (!languages.empty()) {
+    card += "language:\n";
+    for (const std::string& l : languages) card += "- " + l + "\n";
+  }
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "---\n\n# %s\n\nA GPT-2 model (%lld layers, d_model %lld, %lld heads, context %lld, "
+                "vocabulary %lld, %.2fM parameters) pretrained from scratch with tessera %s (commit %s): "
+                "step %lld, %lld tokens.\n\n",
+                fs::path(fs::absolute(out).lexically_normal()).filename().c_str(), static_cast<long long>(m.n_layer),
+                static_cast<long long>(m.d_model), static_cast<long long>(m.n_head), static_cast<long long>(m.seq_len),
+                static_cast<long long>(m.vocab_size), m.num_parameters() / 1e6, meta.tessera_version.c_str(),
+                meta.git_commit.c_str(), static_cast<long long>(meta.step), static_cast<long long>(meta.tokens));
+  card += text;
+  card += "Exported by `tessera export` from the checkpoint `" + r.dir() + "`, written under the layout " +
+          meta.layout + ". `model.safetensors` holds the weights in f32 with GPT2LMHeadModel names, "
+          "`config.json` the architecture.\n\n```python\nfrom transformers import AutoModelForCausalLM\n"
+          "model = AutoModelForCausalLM.from_pretrained(\"" + out + "\")\n```\n\n";
+  card += "Tokenizer: " + tokenizer_note + ".\n\n";
+  card += "The resolved training configuration (`tessera train` with it retrains these weights):\n\n```toml\n" +
+          meta.config_toml + (meta.config_toml.ends_with("\n") ? "" : "\n") + "```\n";
+  return card;
+}
+
+}  // namespace
 
 int cmd_export(int argc, char** argv) {
   const char* usage = "usage: tessera export CHECKPOINT_DIR --format hf --out DIR";
@@ -83,15 +137,8 @@ int cmd_export(int argc, char** argv) {
   } catch (const UserError&) {
     tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
   }
-  {
-    const std::string path = out + "/config.json", tmp = path + ".tmp";
-    std::ofstream f(tmp, std::ios::trunc);
-    f << hf_gpt2_config_json(m, eod);
-    f.close();
-    if (!f) throw UserError(tmp + ": cannot write");
-    fs::rename(tmp, path, ec);
-    if (ec) throw UserError(path + ": cannot replace (" + ec.message() + ")");
-  }
+  write_text(out + "/config.json", hf_gpt2_config_json(m, eod));
+  write_text(out + "/README.md", export_card(r, cfg, tokenizer_note, out));
 
   std::printf("exported %s (step %lld, %s) to %s\n", r.dir().c_str(), static_cast<long long>(r.meta().step),
               r.meta().dtype == "f64" ? "f64 rounded to f32" : "f32", out.c_str());
@@ -106,6 +153,7 @@ int cmd_export(int argc, char** argv) {
               static_cast<long long>(m.seq_len), static_cast<long long>(m.vocab_size),
               m.tie_embeddings ? "true" : "false");
   std::printf("  tokenizer          %s\n", tokenizer_note.c_str());
+  std::printf("  README.md          model card: step, tokens, languages, the checkpoint and the resolved config\n");
   return 0;
 }
 

@@ -55,6 +55,11 @@ done
 
 # export -> import -> export
 "$TESSERA" export "$CKPT" --format hf --out hf1 >/dev/null
+# The exported directory carries a model card: what, from which checkpoint, and the whole config.
+step=$(basename "$CKPT" | sed 's/step_0*//')
+for want in "library_name: transformers" "step $step, " 'from_pretrained("hf1")' "^\[model\]" "$CKPT"; do
+  grep -q -- "$want" hf1/README.md || { cat hf1/README.md; fail "hf1/README.md lacks '$want'"; }
+done
 "$TESSERA" import hf1 --out imported >/dev/null
 "$TESSERA" export imported --format hf --out hf2 >/dev/null
 "$TESSERA" inspect imported | grep -q "verify: ok" || fail "the imported checkpoint does not verify"
