@@ -240,8 +240,7 @@ WrittenFile write_blocks(const std::string& path, std::vector<FileBlock> blocks,
       for (int64_t at = lo; at < hi; at += kWriteChunk) {
         const int64_t n = std::min(kWriteChunk, hi - at);
         char* buffer = ring.acquire();
-        std::memcpy(buffer, b.src + (at - b.offset), static_cast<size_t>(n));
-        crc = crc32_update(crc, buffer, static_cast<size_t>(n));
+        crc = crc32_copy(crc, buffer, b.src + (at - b.offset), static_cast<size_t>(n));  // one pass
         ring.submit(buffer, at, n);
       }
       crc = crc32_update(crc, b.src + (hi - b.offset), static_cast<size_t>(end - hi));
