@@ -341,6 +341,11 @@ void write_run_report(const std::string& run_dir) {
     o << "- Throughput (median over the logged steps, step 1 and its one-time costs left out): " << thousands(std::llround(tok_s))
       << " tokens/s, " << fmt("%.0f", step_ms) << " ms per step, MFU " << fmt("%.1f%%", 100 * mfu)
       << " (docs/performance.md).\n";
+  const double compute = median_of(metrics.steps, "compute_ms", 1), comm = median_of(metrics.steps, "exposed_comm_ms", 1),
+               bubble = median_of(metrics.steps, "bubble_ms", 1);
+  if (std::isfinite(compute) && std::isfinite(comm) && std::isfinite(bubble))
+    o << "- Where a step's time goes (medians): compute " << fmt("%.1f", compute) << " ms, communication not hidden "
+      << fmt("%.1f", comm) << " ms, pipeline bubble " << fmt("%.1f", bubble) << " ms.\n";
 
   o << "\n## Launches\n\n";
   if (launches.empty()) {
@@ -358,6 +363,12 @@ void write_run_report(const std::string& run_dir) {
       std::string from = std::to_string(s.value("step", int64_t{0}));
       if (!str(s, "resumed_from").empty()) from += " (" + str(s, "resumed_from") + ")";
       std::string host = str(s, "host");
+      if (s.contains("hosts") && s["hosts"].is_array() && s["hosts"].size() > 1) {
+        const json& hs = s["hosts"];
+        host = std::to_string(hs.size()) + " hosts: ";
+        for (size_t h = 0; h < hs.size() && h < 4; ++h) host += (h ? ", " : "") + (hs[h].is_string() ? hs[h].get<std::string>() : "?");
+        if (hs.size() > 4) host += ", ...";
+      }
       if (!str(s, "slurm_job").empty()) host += " (Slurm job " + str(s, "slurm_job") + ", nodes " + str(s, "nodes", "?") + ")";
       o << "| " << cell(str(s, "time")) << " | " << cell(host) << " | " << cell(str(s, "layout"))
         << " | " << cell(str(s, "device")) << " | " << cell(from) << " | " << cell(ended) << " |\n";

@@ -374,12 +374,17 @@ std::string device_description(Device& dev) {
 }  // namespace
 
 void Trainer::record_launch_start() {
-  if (rank_ != 0) return;
   char host[256] = "";
   gethostname(host, sizeof host - 1);
+  // Every host of the job, each once, in rank order (a collective).
+  std::vector<std::string> hosts;
+  for (const std::string& h : world_ ? world_->gather(host, 0) : std::vector<std::string>{host})
+    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
+  if (rank_ != 0) return;
   nlohmann::json r = {{"event", "start"},
                       {"time", utc_timestamp()},
                       {"host", host},
+                      {"hosts", hosts},
                       {"world", topology_.world()},
                       {"layout", layout_text()},
                       {"device", device_description(dev_)},

@@ -105,8 +105,9 @@ class Trainer {
   CheckpointMeta checkpoint_meta(int64_t step) const;
   // "world 4 = dp 2 x pp 1 x tp 2, zero 1, schedule 1f1b, ...": checkpoints and launch records.
   std::string layout_text() const;
-  // Rank 0: a start record in <log.dir>/launches.jsonl; at the end ("finished", or how the run
-  // stopped) an end record, then the run's README.md and loss.svg (launch/run_report.h).
+  // A start record in <log.dir>/launches.jsonl (collective: rank 0 gathers the host names and
+  // writes it); at the end ("finished", or how the run stopped) rank 0 writes an end record,
+  // then the run's README.md and loss.svg (launch/run_report.h).
   void record_launch_start();
   void record_launch_end(const char* how, int64_t step);
 

@@ -1,10 +1,9 @@
 #include "launch/version.h"
 
+#include "git_commit.h"  // generated at every build: TESSERA_GIT_COMMIT
+
 #ifndef TESSERA_VERSION
 #define TESSERA_VERSION "0.0.0"
-#endif
-#ifndef TESSERA_GIT_COMMIT
-#define TESSERA_GIT_COMMIT "unknown"
 #endif
 
 namespace tessera {

@@ -90,6 +90,20 @@ void MpiWorld::broadcast(std::string& text, int root) const {
   }
 }
 
+std::vector<std::string> MpiWorld::gather(const std::string& text, int root) const {
+  const int mine = static_cast<int>(text.size());
+  std::vector<int> sizes(rank_ == root ? size_ : 0), offsets(sizes.size(), 0);
+  TS_CHECK_MPI(MPI_Gather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, root, MPI_COMM_WORLD));
+  int total = 0;
+  for (size_t r = 0; r < sizes.size(); ++r) offsets[r] = total, total += sizes[r];
+  std::string all(static_cast<size_t>(total), '\0');
+  TS_CHECK_MPI(MPI_Gatherv(text.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR,
+                           root, MPI_COMM_WORLD));
+  std::vector<std::string> out;
+  for (size_t r = 0; r < sizes.size(); ++r) out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(sizes[r])));
+  return out;
+}
+
 void MpiWorld::or_to_root(void* data, size_t bytes, int root) const {
   // 8-byte words where the length allows (MPI's reduction loops run on whole elements), and MPI
   // counts are ints.

@@ -41,6 +41,9 @@ class MpiWorld {
   int first_rank_with(bool flag) const;
   // Collective: every rank's `text` becomes rank `root`'s.
   void broadcast(std::string& text, int root) const;
+  // Collective: at `root`, every rank's `text` in rank order (empty elsewhere). For short texts
+  // (host names, one-line errors): each must fit an int count.
+  std::vector<std::string> gather(const std::string& text, int root) const;
   // Collective: `root`'s `bytes` bytes at `data` become the bitwise OR of every rank's (the
   // others' are left as they were). Where each element has one owner and the rest hold zeros,
   // that assembles the owners' values bit for bit (a floating-point sum would turn -0 into +0).

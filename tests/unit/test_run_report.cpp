@@ -111,7 +111,8 @@ TEST_F(RunDir, CardCarriesTheRunsOwnFigures) {
   // Steps 10-30, then a resume from step 20 that logged steps 30 and 40 again: the later
   // records of a step win.
   put(dir_ + "/metrics.jsonl",
-      "{\"step\": 10, \"loss\": 5.5, \"tokens_per_s\": 1000, \"mfu\": 0.1, \"step_ms\": 250}\n"
+      "{\"step\": 10, \"loss\": 5.5, \"tokens_per_s\": 1000, \"mfu\": 0.1, \"step_ms\": 250, \"compute_ms\": 100, "
+      "\"exposed_comm_ms\": 40, \"bubble_ms\": 10}\n"
       "{\"step\": 20, \"loss\": 4.5, \"tokens_per_s\": 1200, \"mfu\": 0.12, \"step_ms\": 210}\n"
       "{\"step\":20,\"val_loss\":4.75,\"val_loss_by_language\":{\"en\":4.5,\"de\":5.0}}\n"
       "{\"step\": 30, \"loss\": 9.0, \"tokens_per_s\": 1100, \"mfu\": 0.11, \"step_ms\": 230}\n"
@@ -129,7 +130,7 @@ TEST_F(RunDir, CardCarriesTheRunsOwnFigures) {
       "\n"
       R"({"event":"start","time":"2026-11-23T11:00:00Z","host":"node2","world":2,"layout":"world 2 = dp 2","device":"cpu","step":20,"resumed_from":"ck/step_00000020","version":"0.1.0","commit":"abc"})"
       "\n"
-      R"({"event":"start","time":"2026-11-23T12:00:00Z","host":"node3","world":2,"layout":"world 2 = dp 2","device":"cpu","step":20,"resumed_from":"ck/step_00000020","version":"0.1.0","commit":"def"})"
+      R"({"event":"start","time":"2026-11-23T12:00:00Z","host":"node3","hosts":["node3","node4","node5"],"world":2,"layout":"world 2 = dp 2","device":"cpu","step":20,"resumed_from":"ck/step_00000020","version":"0.1.0","commit":"def"})"
       "\n"
       R"({"event":"end","time":"2026-11-23T12:30:00Z","how":"finished","step":40})"
       "\n");
@@ -145,9 +146,12 @@ TEST_F(RunDir, CardCarriesTheRunsOwnFigures) {
   EXPECT_NE(card.find("| de\\|x | de | 2,000 | 0.3750 | 1.250 |"), std::string::npos) << card;
   // Medians of steps 10-40 (step 30's later record): {1000, 1200, 1300, 1400} tokens/s.
   EXPECT_NE(card.find("1,250 tokens/s, 205 ms per step, MFU 12.5%"), std::string::npos) << card;
+  // Only step 10 has the breakdown: its figures are the medians.
+  EXPECT_NE(card.find("compute 100.0 ms, communication not hidden 40.0 ms, pipeline bubble 10.0 ms"), std::string::npos) << card;
   EXPECT_NE(card.find("stopped by a signal at step 30"), std::string::npos) << card;
   EXPECT_NE(card.find("| 20 (ck/step_00000020) | no end record (an error, a crash or a kill) |"), std::string::npos) << card;
   EXPECT_NE(card.find("finished at step 40"), std::string::npos) << card;
+  EXPECT_NE(card.find("| 3 hosts: node3, node4, node5 |"), std::string::npos) << card;
   EXPECT_NE(card.find("a later launch ran commit def"), std::string::npos) << card;
   EXPECT_NE(card.find("mpirun -np 2 build/tessera train"), std::string::npos) << card;
   // The chart holds the four distinct steps, step 30 once.
