@@ -13,6 +13,7 @@
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/hf_gpt2.h"
+#include "launch/run_report.h"
 #include "launch/safetensors.h"
 #include "launch/session.h"
 #include "runtime/error.h"
@@ -21,18 +22,6 @@ namespace tessera {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Through a temporary name and a rename.
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream f(tmp, std::ios::trunc);
-  f << text;
-  f.close();
-  if (!f) throw UserError(tmp + ": cannot write");
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw UserError(path + ": cannot replace (" + ec.message() + ")");
-}
 
 // README.md of the exported directory: a Hugging Face model card saying what the weights are
 // (model, step, tokens, languages), where they come from (the checkpoint, its layout, the
@@ -137,8 +126,8 @@ int cmd_export(int argc, char** argv) {
   } catch (const UserError&) {
     tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
   }
-  write_text(out + "/config.json", hf_gpt2_config_json(m, eod));
-  write_text(out + "/README.md", export_card(r, cfg, tokenizer_note, out));
+  write_text_file(out + "/config.json", hf_gpt2_config_json(m, eod));
+  write_text_file(out + "/README.md", export_card(r, cfg, tokenizer_note, out));
 
   std::printf("exported %s (step %lld, %s) to %s\n", r.dir().c_str(), static_cast<long long>(r.meta().step),
               r.meta().dtype == "f64" ? "f64 rounded to f32" : "f32", out.c_str());

@@ -71,20 +71,6 @@ std::string tick_label(double v, double step) {
   return buf;
 }
 
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".partial";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw UserError(path + ": cannot write (directory not writable or disk full?)");
-    }
-  }
-  fs::rename(tmp, path);
-}
 
 // What metrics.jsonl holds, the last record of each step kept (a run resumed from an earlier
 // checkpoint logs those steps again).
@@ -148,6 +134,27 @@ std::string utc_timestamp() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".partial";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw UserError(path + ": cannot write (directory not writable or disk full?)");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw UserError(path + ": cannot replace (" + ec.message() + ")");
+  }
 }
 
 void append_launch_record(const std::string& run_dir, const std::string& json_text) {
@@ -250,7 +257,7 @@ void write_run_report(const std::string& run_dir) {
   for (const auto& [step, r] : metrics.evals)
     if (r["val_loss"].is_number()) valid.push_back({step, r["val_loss"].get<double>()});
   if (train.empty()) throw UserError(run_dir + "/metrics.jsonl: no training loss logged yet");
-  write_atomically(run_dir + "/loss.svg", loss_chart_svg(train, valid));
+  write_text_file(run_dir + "/loss.svg", loss_chart_svg(train, valid));
 
   const int64_t steps_done = train.back().step;
   const int64_t tokens_per_step = t.global_batch * m.seq_len;
@@ -406,7 +413,7 @@ void write_run_report(const std::string& run_dir) {
     o << "- checkpoints: latest `" << ck_root << "/" << dir << "` (`tessera inspect` describes it, `tessera export` "
       << "turns it into a Hugging Face model)\n";
   }
-  write_atomically(run_dir + "/README.md", o.str());
+  write_text_file(run_dir + "/README.md", o.str());
 }
 
 int cmd_report(int argc, char** argv) {

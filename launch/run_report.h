@@ -29,6 +29,10 @@ void write_run_report(const std::string& run_dir);
 // Appends `json` (one object, no newline) as a line of <run_dir>/launches.jsonl.
 void append_launch_record(const std::string& run_dir, const std::string& json);
 
+// Writes `text` to `path` through a temporary name and a rename: never half a file. Throws
+// UserError naming the path when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
+
 // UTC now as 2026-11-23T23:31:21Z.
 std::string utc_timestamp();
 
