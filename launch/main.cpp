@@ -28,7 +28,8 @@ void print_usage() {
       "  tokenizer encode|decode --tokenizer SPEC          text lines <-> JSON id arrays (stdin)\n"
       "  contamination --train DIR --eval FILE... [--n 13] [--top K] [--json] [--threads N]\n"
       "                                                    eval documents sharing n-grams with training\n"
-      "  report RUN_DIR                                    write the run's README.md (model card) and loss.svg\n"
+      "  report RUN_DIR...                                 write each run's README.md (model card) and loss.svg;\n"
+      "                                                    several runs: a table of them by training FLOPs\n"
       "  version                                           print version and build");
 }
 

@@ -239,7 +239,7 @@ std::string loss_chart_svg(const std::vector<LossPoint>& train_logged, const std
   return o.str();
 }
 
-void write_run_report(const std::string& run_dir) {
+RunSummary write_run_report(const std::string& run_dir) {
   const std::string config_path = run_dir + "/config.toml";
   if (!fs::exists(config_path)) throw UserError(config_path + ": missing (not a tessera run directory?)");
   const RunConfig cfg = config_load(config_path, {});
@@ -414,15 +414,44 @@ void write_run_report(const std::string& run_dir) {
       << "turns it into a Hugging Face model)\n";
   }
   write_text_file(run_dir + "/README.md", o.str());
+  RunSummary sum;
+  sum.dir = run_dir;
+  sum.parameters = m.num_parameters();
+  sum.step = steps_done;
+  sum.tokens = tokens;
+  sum.flops = m.flops_per_token() * static_cast<double>(tokens);
+  sum.train_loss = train.back().loss;
+  for (const LossPoint& v : valid)
+    if (!(v.loss >= sum.best_val_loss)) sum.best_val_loss = v.loss;  // NaN at first
+  sum.tokens_per_s = tok_s;
+  sum.mfu = mfu;
+  return sum;
+}
+
+std::string runs_table(std::vector<RunSummary> runs) {
+  std::stable_sort(runs.begin(), runs.end(), [](const RunSummary& a, const RunSummary& b) { return a.flops < b.flops; });
+  auto or_dash = [](double v, const char* f) { return std::isfinite(v) ? fmt(f, v) : std::string("-"); };
+  std::string t = "| run | parameters | steps | tokens | training FLOPs | last training loss | best validation loss | "
+                  "tokens/s | MFU |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (const RunSummary& r : runs)
+    t += "| " + cell(r.dir) + " | " + thousands(r.parameters) + " | " + thousands(r.step) + " | " + thousands(r.tokens) +
+         " | " + fmt("%.3g", r.flops) + " | " + fmt("%.4f", r.train_loss) + " | " + or_dash(r.best_val_loss, "%.4f") +
+         " | " + or_dash(r.tokens_per_s, "%.0f") + " | " + or_dash(100 * r.mfu, "%.1f%%") + " |\n";
+  return t;
 }
 
 int cmd_report(int argc, char** argv) {
-  if (argc != 2 || argv[1][0] == '-')
-    throw UserError("usage: tessera report RUN_DIR (a train run's log.dir)");
-  const std::string dir = argv[1];
-  if (!fs::is_directory(dir)) throw UserError(dir + ": no such run directory");
-  write_run_report(dir);
-  std::printf("%s/README.md\n%s/loss.svg\n", dir.c_str(), dir.c_str());
+  const char* usage = "usage: tessera report RUN_DIR... (train runs' log.dir)";
+  if (argc < 2) throw UserError(usage);
+  std::vector<RunSummary> runs;
+  for (int i = 1; i < argc; ++i) {
+    const std::string dir = argv[i];
+    if (dir.starts_with("-")) throw UserError(std::string("report: unknown option ") + dir + " (" + usage + ")");
+    if (!fs::is_directory(dir)) throw UserError(dir + ": no such run directory");
+    runs.push_back(write_run_report(dir));
+    std::printf("%s/README.md\n%s/loss.svg\n", dir.c_str(), dir.c_str());
+  }
+  if (runs.size() > 1) std::printf("\n%s", runs_table(runs).c_str());
   return 0;
 }
 

@@ -5,6 +5,7 @@
 // where, which layout, from which checkpoint, how it ended). The trainer writes them when a
 // run ends or stops; `tessera report RUN_DIR` writes them again at any time.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,10 +22,22 @@ struct LossPoint {
 // each point is the mean of that many consecutive ones (said in the title).
 std::string loss_chart_svg(const std::vector<LossPoint>& train, const std::vector<LossPoint>& valid);
 
-// Writes <run_dir>/README.md and <run_dir>/loss.svg (each through a temporary name). Throws
-// UserError naming the file when config.toml or metrics.jsonl is missing or unreadable, or when
-// no training step was logged yet.
-void write_run_report(const std::string& run_dir);
+// A run's headline figures, as its model card gives them.
+struct RunSummary {
+  std::string dir;
+  int64_t parameters = 0, step = 0, tokens = 0;
+  double flops = 0;  // training FLOPs so far, counted as MFU counts them (docs/performance.md)
+  double train_loss = 0;  // last logged
+  double best_val_loss = NAN, tokens_per_s = NAN, mfu = NAN;  // NaN: none logged
+};
+
+// Writes <run_dir>/README.md and <run_dir>/loss.svg (each through a temporary name) and returns
+// the run's headline figures. Throws UserError naming the file when config.toml or
+// metrics.jsonl is missing or unreadable, or when no training step was logged yet.
+RunSummary write_run_report(const std::string& run_dir);
+
+// Several runs side by side (a scaling sweep): a Markdown table in order of training FLOPs.
+std::string runs_table(std::vector<RunSummary> runs);
 
 // Appends `json` (one object, no newline) as a line of <run_dir>/launches.jsonl.
 void append_launch_record(const std::string& run_dir, const std::string& json);

@@ -96,6 +96,12 @@ assert [r['step'] for r in recs] == [2, 4, 6, 8] and all(r['tokens'] == r['step'
 "
 grep -q '| 4 (run2/checkpoints/step_00000004) | finished at step 8' run2/README.md
 rm run2/README.md && "$TESSERA" report run2 >/dev/null && test -s run2/README.md
+# Two runs side by side: a table in order of training FLOPs (run2's 8 steps before run's 150).
+"$TESSERA" report run run2 > table.txt
+grep -q '^| run | parameters | steps | tokens | training FLOPs' table.txt
+n2=$(grep -n '^| run2 | [0-9,]* | 8 | 8,192 |' table.txt | cut -d: -f1)
+n1=$(grep -n '^| run | [0-9,]* | 150 | 153,600 |' table.txt | cut -d: -f1)
+[ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -lt "$n1" ] || { echo "FAIL: report's table of runs"; cat table.txt; exit 1; }
 "$TESSERA" generate --model run/model.h5 --prompt "The " --tokens 20 >/dev/null
 
 # User mistakes: one line on stderr, exit code 2.

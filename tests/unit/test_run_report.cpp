@@ -134,7 +134,12 @@ TEST_F(RunDir, CardCarriesTheRunsOwnFigures) {
       "\n"
       R"({"event":"end","time":"2026-11-23T12:30:00Z","how":"finished","step":40})"
       "\n");
-  write_run_report(dir_);
+  const RunSummary sum = write_run_report(dir_);
+  EXPECT_EQ(sum.step, 40);
+  EXPECT_EQ(sum.tokens, 10240);
+  EXPECT_DOUBLE_EQ(sum.train_loss, 4.125);
+  EXPECT_DOUBLE_EQ(sum.best_val_loss, 4.75);
+  EXPECT_DOUBLE_EQ(sum.tokens_per_s, 1250);
   const std::string card = slurp(dir_ + "/README.md");
   EXPECT_NE(card.find("language:\n- en\n- de\n"), std::string::npos) << card;
   EXPECT_NE(card.find("40 of 40 planned steps, 10,240 tokens"), std::string::npos) << card;  // 40 x 8 x 32
@@ -184,6 +189,18 @@ TEST_F(RunDir, TornMetricsLinesAreSkippedAndCounted) {
   const std::string card = slurp(dir_ + "/README.md");
   EXPECT_NE(card.find("(1 damaged line of metrics.jsonl skipped"), std::string::npos) << card;
   EXPECT_NE(card.find("| training, last logged | 2 | 2.5000 |"), std::string::npos) << card;
+}
+
+TEST(RunReport, RunsTableInOrderOfTrainingFlops) {
+  RunSummary big{"runs/big", 2000000, 100, 6400000, 7.7e13, 3.25, 3.5, 1200, 0.25};
+  RunSummary small{"runs/small", 1000000, 100, 3200000, 1.9e13, 3.75, NAN, NAN, NAN};
+  const std::string t = runs_table({big, small});
+  const size_t at_small = t.find("| runs/small |"), at_big = t.find("| runs/big |");
+  ASSERT_NE(at_small, std::string::npos) << t;
+  ASSERT_NE(at_big, std::string::npos) << t;
+  EXPECT_LT(at_small, at_big) << t;
+  EXPECT_NE(t.find("| runs/big | 2,000,000 | 100 | 6,400,000 | 7.7e+13 | 3.2500 | 3.5000 | 1200 | 25.0% |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| 3.7500 | - | - | - |"), std::string::npos) << t;
 }
 
 // TFRecord framing checksums with CRC-32C; the event files themselves are read back by
