@@ -184,11 +184,8 @@ void prepare_merge_copy(const PreparePlan& plan, int rank, int size) {
         const size_t n = c.count * dtype_width(shard.dtype());
         const char* p = reinterpret_cast<const char*>(shard.token_bytes(static_cast<int64_t>(c.src)));
         const uint64_t at = shard_token_offset(shard.dtype(), c.dst);
-        for (size_t done = 0; done < n;) {
-          const ssize_t w = ::pwrite(to.back().second, p + done, n - done, static_cast<off_t>(at + done));
-          if (w <= 0) throw UserError("prepare: cannot write " + final_temp_path(o.out, c.to) + ": " + std::strerror(errno));
-          done += static_cast<size_t>(w);
-        }
+        if (!write_at(to.back().second, p, n, at))
+          throw UserError("prepare: cannot write " + final_temp_path(o.out, c.to) + ": " + std::strerror(errno));
       }
       // Synced by the writer itself: on a shared file system each client flushes its own pages.
       for (const auto& [s, fd] : to)

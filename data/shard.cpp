@@ -88,6 +88,16 @@ void encode_header(unsigned char* header, TokenDtype dtype, int64_t vocab_size, 
 
 }  // namespace
 
+bool write_at(int fd, const void* data, size_t n, uint64_t offset) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t w = ::pwrite(fd, static_cast<const char*>(data) + done, n - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
 uint64_t shard_token_offset(TokenDtype dtype, uint64_t t) { return kHeaderBytes + t * dtype_width(dtype); }
 
 void shard_write_frame(const std::string& path, TokenDtype dtype, int64_t vocab_size, uint64_t tokens,
@@ -97,17 +107,9 @@ void shard_write_frame(const std::string& path, TokenDtype dtype, int64_t vocab_
   const uint64_t index_offset = index_offset_for(tokens, dtype_width(dtype));
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_io("create", path);
-  const auto put = [&](const void* data, size_t n, uint64_t at) {
-    for (size_t done = 0; done < n;) {
-      const ssize_t w = ::pwrite(fd, static_cast<const char*>(data) + done, n - done, static_cast<off_t>(at + done));
-      if (w <= 0) return false;
-      done += static_cast<size_t>(w);
-    }
-    return true;
-  };
   // The token region stays a hole until written: reads as zeros, like the padding after it.
-  bool ok = put(header, kHeaderBytes, 0) &&
-            put(doc_starts.data(), doc_starts.size() * sizeof(uint64_t), index_offset) &&
+  bool ok = write_at(fd, header, kHeaderBytes, 0) &&
+            write_at(fd, doc_starts.data(), doc_starts.size() * sizeof(uint64_t), index_offset) &&
             ::ftruncate(fd, static_cast<off_t>(index_offset + doc_starts.size() * sizeof(uint64_t))) == 0 &&
             ::fsync(fd) == 0;
   const int err = errno;
@@ -165,22 +167,11 @@ void ShardWriter::shard_begin() {
   shard_tokens_ = 0;
 }
 
-// Where the next document of `count` tokens goes: a new shard when it would overflow this one.
-void ShardWriter::document_begin(size_t count) {
+void ShardWriter::append_document(const int32_t* tokens, size_t count) {
   TS_ASSERT(!finished_, "append_document after finish");
   if (file_ && shard_is_full(shard_tokens_, count, dtype_, shard_bytes_)) shard_end();
   if (!file_) shard_begin();
   doc_starts_.push_back(shard_tokens_);
-}
-
-void ShardWriter::document_end(size_t count) {
-  shard_tokens_ += count;
-  tokens_total_ += count;
-  ++documents_total_;
-}
-
-void ShardWriter::append_document(const int32_t* tokens, size_t count) {
-  document_begin(count);
   const size_t width = dtype_width(dtype_);
 
   // Narrow through a small buffer so memory stays bounded whatever the document size.
@@ -199,7 +190,9 @@ void ShardWriter::append_document(const int32_t* tokens, size_t count) {
     if (std::fwrite(buffer, width, n, file_) != n) throw_io("write", temp_path_);
     done += n;
   }
-  document_end(count);
+  shard_tokens_ += count;
+  tokens_total_ += count;
+  ++documents_total_;
 }
 
 void ShardWriter::shard_end() {

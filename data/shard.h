@@ -34,6 +34,9 @@ class TokenShard;
 inline bool shard_is_full(uint64_t shard_tokens, uint64_t count, TokenDtype dtype, uint64_t shard_bytes) {
   return shard_tokens > 0 && (shard_tokens + count) * dtype_width(dtype) > shard_bytes;
 }
+// Writes data[0, n) at `offset` of `fd`, through short writes and interrupted calls; false on an
+// error (errno says which).
+bool write_at(int fd, const void* data, size_t n, uint64_t offset);
 // Byte offset of token `t` in a shard file.
 uint64_t shard_token_offset(TokenDtype dtype, uint64_t t);
 // Writes a whole shard file at `path` except its tokens: header, zero-filled token region,
@@ -67,8 +70,6 @@ class ShardWriter {
  private:
   void shard_begin();
   void shard_end();
-  void document_begin(size_t count);
-  void document_end(size_t count);
 
   std::string dir_;
   int64_t vocab_size_;

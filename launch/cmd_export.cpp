@@ -35,14 +35,10 @@ std::string export_card(const CheckpointReader& r, const RunConfig& cfg, const s
     const std::string lang = s.language.empty() ? s.name : s.language;
     if (std::find(languages.begin(), languages.end(), lang) == languages.end()) languages.push_back(lang);
   }
-  std::string card = "---\nlibrary_name: transformers\ntags:\n- tessera\n- gpt2\n- pretraining\n";
-  if (!languages.empty()) {
-    card += "language:\n";
-    for (const std::string& l : languages) card += "- " + l + "\n";
-  }
+  std::string card = model_card_front_matter("transformers", "gpt2", languages);
   char text[512];
   std::snprintf(text, sizeof text,
-                "---\n\n# %s\n\nA GPT-2 model (%lld layers, d_model %lld, %lld heads, context %lld, "
+                "\n# %s\n\nA GPT-2 model (%lld layers, d_model %lld, %lld heads, context %lld, "
                 "vocabulary %lld, %.2fM parameters) pretrained from scratch with tessera %s (commit %s): "
                 "step %lld, %lld tokens.\n\n",
                 fs::path(fs::absolute(out).lexically_normal()).filename().c_str(), static_cast<long long>(m.n_layer),

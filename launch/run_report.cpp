@@ -12,7 +12,6 @@
 
 #include "launch/commands.h"
 #include "launch/config.h"
-#include "launch/version.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -157,6 +156,16 @@ void write_text_file(const std::string& path, const std::string& text) {
   }
 }
 
+std::string model_card_front_matter(const std::string& library, const std::string& family,
+                                    const std::vector<std::string>& languages) {
+  std::string t = "---\nlibrary_name: " + library + "\ntags:\n- tessera\n- " + family + "\n- pretraining\n";
+  if (!languages.empty()) {
+    t += "language:\n";
+    for (const std::string& l : languages) t += "- " + l + "\n";
+  }
+  return t + "---\n";
+}
+
 void append_launch_record(const std::string& run_dir, const std::string& json_text) {
   std::ofstream out(run_dir + "/launches.jsonl", std::ios::app);
   out << json_text << '\n' << std::flush;
@@ -278,12 +287,7 @@ RunSummary write_run_report(const std::string& run_dir) {
       if (!lang.empty() && std::find(languages.begin(), languages.end(), lang) == languages.end())
         languages.push_back(lang);
     }
-  o << "---\nlibrary_name: tessera\ntags:\n- tessera\n- " << m.family << "\n- pretraining\n";
-  if (!languages.empty()) {
-    o << "language:\n";
-    for (const std::string& l : languages) o << "- " << l << '\n';
-  }
-  o << "---\n\n# " << name << "\n\n";
+  o << model_card_front_matter("tessera", m.family, languages) << "\n# " << name << "\n\n";
   o << "A `" << m.family << "` language model (" << m.n_layer << " layers, d_model " << m.d_model << ", "
     << m.n_head << " heads, context " << m.seq_len << ", vocabulary " << thousands(m.vocab_size) << ", "
     << fmt("%.2fM", m.num_parameters() / 1e6) << " parameters) pretrained from scratch with tessera: "

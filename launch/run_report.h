@@ -42,6 +42,11 @@ std::string runs_table(std::vector<RunSummary> runs);
 // Appends `json` (one object, no newline) as a line of <run_dir>/launches.jsonl.
 void append_launch_record(const std::string& run_dir, const std::string& json);
 
+// The YAML front matter that makes a README.md a Hugging Face model card: `library`, the tags
+// tessera, `family` and pretraining, and the languages (none: no language list).
+std::string model_card_front_matter(const std::string& library, const std::string& family,
+                                    const std::vector<std::string>& languages);
+
 // Writes `text` to `path` through a temporary name and a rename: never half a file. Throws
 // UserError naming the path when it cannot.
 void write_text_file(const std::string& path, const std::string& text);
