@@ -34,8 +34,6 @@ std::vector<SliceCopy> param_slices(const Param& p, int64_t lo, int64_t hi, int6
 
     // Cut along the sharded dimension where parts change; translate to global coordinates.
     const int sd = p.shard_dim;
-    const int64_t local_part = sd >= 0 ? shape[sd] / p.shard_parts : 0;
-    const int64_t global_part = sd >= 0 ? p.global_shape[sd] / p.shard_parts : 0;
     int64_t a = sd >= 0 ? start[sd] : 0;
     const int64_t a_end = sd >= 0 ? start[sd] + box[sd] : 1;
     while (a < a_end) {
@@ -45,11 +43,10 @@ std::vector<SliceCopy> param_slices(const Param& p, int64_t lo, int64_t hi, int6
       c.box_shape = box;
       for (int k = 0; k < r; ++k) c.count[k] = box[k], c.global_start[k] = start[k];
       if (sd >= 0) {
-        const int64_t part = a / local_part;
-        const int64_t b = std::min(a_end, (part + 1) * local_part);
+        const int64_t b = std::min(a_end, param_shard_part_end(p, a));
         c.box_start[sd] = a - start[sd];
         c.count[sd] = b - a;
-        c.global_start[sd] = part * global_part + p.shard_offset + a % local_part;
+        c.global_start[sd] = param_shard_global(p, a);
         a = b;
       } else {
         a = a_end;

@@ -171,7 +171,7 @@ int cmd_import(int argc, char** argv) {
   if (!config_path.empty() &&
       (before.n_layer != m.n_layer || before.d_model != m.d_model || before.n_head != m.n_head ||
        before.ff() != m.ff() || (before.vocab_size && before.vocab_size != m.vocab_size) || before.seq_len != m.seq_len ||
-       before.tie_embeddings != m.tie_embeddings || before.layernorm_eps != m.layernorm_eps))
+       before.tie_embeddings != m.tie_embeddings || before.norm_eps != m.norm_eps))
     std::printf("  note: %s's [model] differs from config.json; the checkpoint records config.json's "
                 "(train with a config whose [model] matches it)\n",
                 config_path.c_str());

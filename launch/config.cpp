@@ -28,7 +28,7 @@ struct Field {
 std::vector<Field> fields_of(RunConfig& c) {
   const double inf = INFINITY;
   return {
-      {"model", "family", &c.model.family, {"gpt2"}},
+      {"model", "family", &c.model.family, {"gpt2", "llama", "neox", "bloom"}},
       {"model", "n_layer", &c.model.n_layer, {}, 1, 4096},
       {"model", "d_model", &c.model.d_model, {}, 1, 1 << 20},
       {"model", "n_head", &c.model.n_head, {}, 1, 4096},
@@ -38,7 +38,16 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"model", "seq_len", &c.model.seq_len, {}, 1, 1 << 20},
       {"model", "dropout", &c.model.dropout, {}, 0, 0.999},
       {"model", "tie_embeddings", &c.model.tie_embeddings},
-      {"model", "layernorm_eps", &c.model.layernorm_eps, {}, 0, 1},
+      {"model", "norm", &c.model.norm, {"layernorm", "rmsnorm"}},
+      {"model", "norm_eps", &c.model.norm_eps, {}, 0, 1},
+      {"model", "bias", &c.model.bias},
+      {"model", "qkv_bias", &c.model.qkv_bias},
+      {"model", "position", &c.model.position, {"learned", "rope", "alibi"}},
+      {"model", "rope_theta", &c.model.rope_theta, {}, 1, 1e12},
+      {"model", "rope_fraction", &c.model.rope_fraction, {}, 0, 1},
+      {"model", "activation", &c.model.activation, {"gelu_tanh", "gelu", "swiglu"}},
+      {"model", "residual", &c.model.residual, {"sequential", "parallel"}},
+      {"model", "embedding_norm", &c.model.embedding_norm},
       {"parallel", "tp", &c.parallel.tp, {}, 1, 4096},
       {"parallel", "pp", &c.parallel.pp, {}, 1, 4096},
       {"parallel", "dp", &c.parallel.dp, {}, 0, 1 << 20},
@@ -85,6 +94,12 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"log", "every", &c.log.every, {}, 1, inf},
       {"log", "tensorboard", &c.log.tensorboard},
   };
+}
+
+std::string fmt_number(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -192,8 +207,10 @@ void apply_table(RunConfig& cfg, const toml::table& root, const std::string& whe
         assign_sources(cfg.data, v, where);
         continue;
       }
+      // Configs written before the norm became a component name its epsilon layernorm_eps.
+      const std::string name = section == "model" && key == "layernorm_eps" ? "norm_eps" : key;
       auto it = std::find_if(fields.begin(), fields.end(),
-                             [&](const Field& f) { return f.section == section && f.key == key; });
+                             [&](const Field& f) { return f.section == section && f.key == name; });
       if (it == fields.end())
         throw UserError(where + ": unknown key " + section + "." + key + " (allowed in [" +
                         section + "]: " + join(keys) + (section == "data" ? ", sources" : "") + ")");
@@ -208,8 +225,22 @@ void validate(RunConfig& c, const std::string& where) {
   if (m.d_model % m.n_head != 0)
     bad("model.d_model = " + std::to_string(m.d_model) + " is not divisible by model.n_head = " +
         std::to_string(m.n_head));
-  if (m.n_kv_head != 0 && m.n_kv_head != m.n_head)
-    bad("model.n_kv_head must equal model.n_head (or 0) for family gpt2");
+  if (m.n_head % m.kv_heads() != 0)
+    bad("model.n_kv_head = " + std::to_string(m.n_kv_head) + " does not divide model.n_head = " +
+        std::to_string(m.n_head) + " (allowed: a divisor of n_head, or 0 = n_head)");
+  if (m.position == "rope") {
+    if (!(m.rope_fraction > 0))
+      bad("model.rope_fraction must be in (0, 1] (the share of each head's dimensions rotated)");
+    const double dims = m.rope_fraction * static_cast<double>(m.head_size());
+    if (dims != std::round(dims) || m.rotary_dims() % 2 != 0)
+      bad("model.rope_fraction = " + fmt_number(m.rope_fraction) + " of head size " +
+          std::to_string(m.head_size()) + " gives " + fmt_number(dims) +
+          " rotary dimensions; it must be an even whole number");
+  }
+  if (c.train.device == "cuda" && (m.head_size() % 8 != 0 || m.head_size() > 256))
+    bad("model head size d_model / n_head = " + std::to_string(m.head_size()) +
+        " is not one cuDNN's fused attention takes on train.device = \"cuda\" (allowed: a "
+        "multiple of 8, at most 256)");
   if (c.optim.min_lr > c.optim.lr) bad("optim.min_lr must not exceed optim.lr");
   const DataConfig& d = c.data;
   if (!d.sources.empty()) {
@@ -234,12 +265,12 @@ void validate(RunConfig& c, const std::string& where) {
         " is not a multiple of train.micro_batch = " + std::to_string(c.train.micro_batch));
 }
 
-RunConfig parse_with_overrides(const std::string& text, const std::string& where,
-                               const std::vector<std::string>& overrides) {
-  RunConfig cfg;
-  cfg.source = where;
+// The config file and each --set as tables, in the order they apply.
+std::vector<std::pair<toml::table, std::string>> config_tables(
+    const std::string& text, const std::string& where, const std::vector<std::string>& overrides) {
+  std::vector<std::pair<toml::table, std::string>> tables;
   try {
-    apply_table(cfg, toml::parse(text, where), where);
+    tables.emplace_back(toml::parse(text, where), where);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     throw UserError(where + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
@@ -259,8 +290,22 @@ RunConfig parse_with_overrides(const std::string& text, const std::string& where
       sec.insert(key, value);
       t.insert(section, std::move(sec));
     }
-    apply_table(cfg, t, "--set " + o);
+    tables.emplace_back(std::move(t), "--set " + o);
   }
+  return tables;
+}
+
+RunConfig parse_with_overrides(const std::string& text, const std::string& where,
+                               const std::vector<std::string>& overrides) {
+  const auto tables = config_tables(text, where, overrides);
+  // model.family is a preset of the component keys: find the family that finally applies,
+  // start from its values, then apply every key, so explicit keys win wherever they stand.
+  RunConfig probe;
+  for (const auto& [t, at] : tables) apply_table(probe, t, at);
+  RunConfig cfg;
+  cfg.source = where;
+  model_apply_family(cfg.model, probe.model.family);
+  for (const auto& [t, at] : tables) apply_table(cfg, t, at);
   validate(cfg, where);
   return cfg;
 }

@@ -83,7 +83,7 @@ std::string hf_gpt2_config_json(const ModelConfig& m, int64_t eod_id) {
   j["n_head"] = m.n_head;
   j["n_inner"] = m.ff() == 4 * m.d_model ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(m.ff());
   j["activation_function"] = "gelu_new";  // GELU, tanh approximation
-  j["layer_norm_epsilon"] = m.layernorm_eps;
+  j["layer_norm_epsilon"] = m.norm_eps;
   j["resid_pdrop"] = 0.0;
   j["embd_pdrop"] = 0.0;
   j["attn_pdrop"] = 0.0;
@@ -146,9 +146,9 @@ ModelConfig hf_gpt2_config_read(const std::string& path, const ModelConfig& base
         "\" is not supported (tessera's MLP uses GELU's tanh approximation: gelu_new)");
   if (j.contains("layer_norm_epsilon")) {
     if (!j["layer_norm_epsilon"].is_number()) bad("layer_norm_epsilon must be a number");
-    m.layernorm_eps = j["layer_norm_epsilon"].get<double>();
+    m.norm_eps = j["layer_norm_epsilon"].get<double>();
   } else {
-    m.layernorm_eps = 1e-5;
+    m.norm_eps = 1e-5;
   }
   m.tie_embeddings = flag("tie_word_embeddings", true);
   if (!flag("scale_attn_weights", true)) bad("scale_attn_weights = false is not supported");

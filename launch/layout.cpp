@@ -24,6 +24,9 @@ void validate_layout(const RunConfig& cfg, const Topology& topo) {
     if (!ok) throw UserError(src + ": " + what);
   };
   need(m.n_head % tp == 0, "model.n_head = " + str(m.n_head) + " is not divisible by parallel.tp = " + str(tp));
+  need(m.kv_heads() % tp == 0, "model.n_kv_head = " + str(m.kv_heads()) +
+                                 " is not divisible by parallel.tp = " + str(tp) +
+                                 " (each tensor-parallel rank holds whole key/value heads)");
   need(m.ff() % tp == 0, "the MLP width (" + str(m.ff()) + ") is not divisible by parallel.tp = " + str(tp));
   need(m.padded_vocab() % tp == 0, "the padded vocabulary (" + str(m.padded_vocab()) +
                                        ") is not divisible by parallel.tp = " + str(tp));

@@ -85,7 +85,7 @@ std::unique_ptr<ModelInstance> session_load_checkpoint_model(const std::string& 
 
 std::vector<Param> session_param_list(const ModelConfig& m) {
   ParamRegistry reg;
-  const GptStage stage(m, stage_spec_whole(m), TensorSlice{}, reg);
+  const Stage stage(m, stage_spec_whole(m), TensorSlice{}, reg);
   return reg.all();
 }
 

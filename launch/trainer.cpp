@@ -183,7 +183,7 @@ void Trainer::run_schedule(int64_t step) {
   for (size_t k = 0; k < schedule_.size(); ++k) {
     const PipeOp& op = schedule_[k];
     const int c = op.chunk, mb = op.microbatch, slot = mb % slots_, mc = c * pp + s;
-    GptStage& stage = model_->stage(c);
+    Stage& stage = model_->stage(c);
     const DropoutKey key{static_cast<uint64_t>(t.seed), step,
                          sample_base_ + step * t.global_batch + rank_first + mb * t.micro_batch};
     Tensor tokens = inputs_.slice_rows(mb, 1).view({t.micro_batch, T});
@@ -283,7 +283,7 @@ Trainer::Validation Trainer::evaluate() {
   auto forward = [&](Tensor in, Tensor tg, Tensor losses) {
     for (int c = 0; c < chunks_; ++c) {
       const int mc = c * pp + s;
-      GptStage& stage = model_->stage(c);
+      Stage& stage = model_->stage(c);
       pipe.finish(out_handle_[c][0]);
       out_handle_[c][0] = -1;
       if (mc > 0) pipe.recv(stage.input(0), s > 0 ? s - 1 : pp - 1, pipe_tag(0, c, 0));

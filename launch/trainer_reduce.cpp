@@ -68,7 +68,9 @@ void Trainer::finalize_grads() {
   auto& params = reg.all();
   for (size_t i = 0; i < params.size(); ++i)
     if (!done_[i] && params[i].grad_sum_tp) comms_.tp->all_reduce(params[i].grad);
-  if (comms_.embedding->size() > 1) comms_.embedding->all_reduce(reg.get("wte").grad);
+  // Only a tied embedding has a copy on the last stage to keep equal with the first.
+  if (cfg_.model.tie_embeddings && comms_.embedding->size() > 1)
+    comms_.embedding->all_reduce(reg.get("wte").grad);
   for (size_t i = 0; i < params.size(); ++i)
     if (!done_[i]) param_done(i);
   if (!shard_grads_.empty()) comms_.dp->reduce_scatter(shard_grads_, reg.flat_grads());
@@ -121,7 +123,7 @@ void Trainer::gather_parameters() {
 // parameter at a time, in the file's dtype, never the whole model.
 void Trainer::write_weights(const std::string& path, int64_t step) {
   ParamRegistry whole;
-  GptStage names(cfg_.model, stage_spec_whole(cfg_.model), TensorSlice{}, whole);
+  Stage names(cfg_.model, stage_spec_whole(cfg_.model), TensorSlice{}, whole);
   const bool owner_dp = !shard_grads_.empty() || me_.dp == 0;
   const int64_t begin = optimizer_->begin(), end = optimizer_->end();
   const Tensor master = optimizer_->master();

@@ -16,10 +16,7 @@ int64_t param_global_index(const Param& p, int64_t i) {
     idx[d] = rem % p.local_shape[d];
     rem /= p.local_shape[d];
   }
-  const int64_t local_part = p.local_shape[p.shard_dim] / p.shard_parts;
-  const int64_t global_part = p.global_shape[p.shard_dim] / p.shard_parts;
-  const int64_t j = idx[p.shard_dim];
-  idx[p.shard_dim] = j / local_part * global_part + p.shard_offset + j % local_part;
+  idx[p.shard_dim] = param_shard_global(p, idx[p.shard_dim]);
   int64_t g = 0;
   for (int d = 0; d < p.global_shape.rank; ++d) g = g * p.global_shape[d] + idx[d];
   return g;

@@ -6,7 +6,7 @@ ModelInstance::ModelInstance(const ModelConfig& cfg, const std::vector<StageSpec
                              TensorSlice tp, const RunShape& shape, Device& dev, DType grad_dtype,
                              int64_t flat_multiple) {
   for (const StageSpec& spec : chunks)
-    stages_.push_back(std::make_unique<GptStage>(cfg, spec, tp, registry_));
+    stages_.push_back(std::make_unique<Stage>(cfg, spec, tp, registry_));
   auto layout = [&](Arena& p, Arena& g, Arena& a) {
     registry_.layout(p, g, shape.compute, grad_dtype, flat_multiple);
     for (auto& stage : stages_) stage->layout_activations(a, shape);

@@ -1,11 +1,11 @@
-// ModelInstance: the model chunks one rank holds (one GptStage per virtual pipeline stage, all
+// ModelInstance: the model chunks one rank holds (one Stage per virtual pipeline stage, all
 // with this rank's tensor-parallel slice), their parameters, gradients and activations placed
 // in arenas sized by measuring the same layout first (no allocation after construction).
 #pragma once
 #include <memory>
 #include <vector>
 
-#include "model/gpt.h"
+#include "model/stage.h"
 #include "model/params.h"
 #include "runtime/arena.h"
 
@@ -19,7 +19,7 @@ class ModelInstance {
   // The whole model on one rank.
   ModelInstance(const ModelConfig& cfg, StageSpec spec, const RunShape& shape, Device& dev,
                 DType grad_dtype);
-  GptStage& stage(int chunk = 0) { return *stages_[chunk]; }
+  Stage& stage(int chunk = 0) { return *stages_[chunk]; }
   int num_chunks() const { return static_cast<int>(stages_.size()); }
   ParamRegistry& registry() { return registry_; }
   const Arena& params_arena() const { return *params_; }
@@ -28,7 +28,7 @@ class ModelInstance {
 
  private:
   ParamRegistry registry_;
-  std::vector<std::unique_ptr<GptStage>> stages_;
+  std::vector<std::unique_ptr<Stage>> stages_;
   std::unique_ptr<Arena> params_, grads_, acts_;
 };
 

@@ -64,4 +64,40 @@ int64_t ParamRegistry::local_numel() const {
 }
 
 
+namespace {
+
+std::vector<int64_t> parts_of(const Param& p) {
+  if (!p.shard_parts.empty()) return p.shard_parts;
+  return {p.global_shape[p.shard_dim]};
+}
+
+}  // namespace
+
+int64_t param_shard_global(const Param& p, int64_t j) {
+  int64_t local_start = 0, global_start = 0;
+  for (int64_t n : parts_of(p)) {
+    const int64_t local = n / p.shard_ranks;
+    if (j < local_start + local) return global_start + p.shard_rank * local + (j - local_start);
+    local_start += local;
+    global_start += n;
+  }
+  TS_ASSERT(false, p.name + ": index outside the sharded dimension");
+  return -1;
+}
+
+int64_t param_shard_part_end(const Param& p, int64_t j) {
+  int64_t local_end = 0;
+  for (int64_t n : parts_of(p))
+    if (j < (local_end += n / p.shard_ranks)) return local_end;
+  TS_ASSERT(false, p.name + ": index outside the sharded dimension");
+  return -1;
+}
+
+bool param_shard_divides(const Param& p, int ranks) {
+  if (p.shard_dim < 0) return false;
+  for (int64_t n : parts_of(p))
+    if (n % ranks != 0) return false;
+  return true;
+}
+
 }  // namespace tessera

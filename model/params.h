@@ -19,10 +19,12 @@ struct Param {
   Shape global_shape;  // the unsharded tensor
   Shape local_shape;   // what this rank holds
   int shard_dim = -1;  // -1: replicated; otherwise the dimension split across ranks
-  int64_t shard_offset = 0;
-  // The sharded dimension is `shard_parts` equal parts (q | k | v) each split across ranks:
-  // local part j, index i holds global part j, index shard_offset + i.
-  int64_t shard_parts = 1;
+  // The sharded dimension is made of parts of these global sizes (q | k | v, gate | up), each
+  // split evenly across the `shard_ranks` ranks; empty: one part, the whole dimension. Local
+  // part j holds rows [shard_rank * n_j / shard_ranks, (shard_rank + 1) * n_j / shard_ranks)
+  // of global part j.
+  std::vector<int64_t> shard_parts;
+  int shard_rank = 0, shard_ranks = 1;
   // Replicated over tensor-parallel ranks but its gradient is a partial sum there (LayerNorm
   // weights under sequence parallelism): summed over the tp group after backward.
   bool grad_sum_tp = false;
@@ -36,6 +38,13 @@ struct Param {
   Tensor value;
   Tensor grad;
 };
+
+// Along p's sharded dimension: the global index of local index j, and the local end
+// (exclusive) of the part j lies in.
+int64_t param_shard_global(const Param& p, int64_t j);
+int64_t param_shard_part_end(const Param& p, int64_t j);
+// True when every part of p's sharded dimension splits evenly over `ranks` ranks.
+bool param_shard_divides(const Param& p, int ranks);
 
 class ParamRegistry {
  public:

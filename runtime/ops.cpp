@@ -2,6 +2,8 @@
 // dtype of the op's first tensor.
 #include "runtime/ops.h"
 
+#include <cmath>
+
 #include "runtime/cpu/backend.h"
 #include "runtime/error.h"
 #ifdef TESSERA_CUDA
@@ -82,20 +84,59 @@ void gelu_backward(Device& dev, Tensor din, Tensor in, Tensor dout) {
   TS_DISPATCH(gelu_backward, din, din, in, dout);
 }
 
+void gelu_exact_forward(Device& dev, Tensor out, Tensor in) {
+  TS_DISPATCH(gelu_exact_forward, out, out, in);
+}
+void gelu_exact_backward(Device& dev, Tensor din, Tensor in, Tensor dout) {
+  TS_DISPATCH(gelu_exact_backward, din, din, in, dout);
+}
+void swiglu_forward(Device& dev, Tensor out, Tensor in) { TS_DISPATCH(swiglu_forward, out, out, in); }
+void swiglu_backward(Device& dev, Tensor din, Tensor in, Tensor dout) {
+  TS_DISPATCH(swiglu_backward, din, din, in, dout);
+}
+void rmsnorm_forward(Device& dev, Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps) {
+  TS_DISPATCH(rmsnorm_forward, out, out, rstd, in, weight, eps);
+}
+void rmsnorm_backward(Device& dev, Tensor din, Tensor dweight, Tensor dout, Tensor in,
+                      Tensor weight, Tensor rstd) {
+  TS_DISPATCH(rmsnorm_backward, dout, din, dweight, dout, in, weight, rstd);
+}
+
+double alibi_slope(int64_t g, int64_t n) {
+  // The first 2^k slopes (2^k the largest power of two <= n) are 2^(-8 i / 2^k), i = 1..2^k;
+  // the remaining n - 2^k heads take every other slope of the 2^(k+1) sequence (odd i).
+  int64_t p = 1;
+  while (p * 2 <= n) p *= 2;
+  if (g < p) return std::pow(2.0, -8.0 * static_cast<double>(g + 1) / static_cast<double>(p));
+  return std::pow(2.0, -8.0 * static_cast<double>(2 * (g - p) + 1) / static_cast<double>(2 * p));
+}
+
+void rope_forward(Device& dev, Tensor qkv, const AttentionHeads& heads, int64_t rotary_dims,
+                  float theta, int64_t position_offset) {
+  TS_DISPATCH(rope, qkv, qkv, heads, rotary_dims, theta, position_offset, false);
+}
+void rope_backward(Device& dev, Tensor dqkv, const AttentionHeads& heads, int64_t rotary_dims,
+                   float theta, int64_t position_offset) {
+  TS_DISPATCH(rope, dqkv, dqkv, heads, rotary_dims, theta, position_offset, true);
+}
+
 AuxSpec attention_aux_shape(DeviceKind device, DType compute, int64_t B, int64_t T, int64_t NH) {
   if (device == DeviceKind::cuda) return {Shape{B, NH, T}, DType::f32};
   return {Shape{B, NH, T, T}, compute};
 }
-void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, int64_t n_head) {
-  TS_DISPATCH(attention_forward, out, out, aux, qkv, n_head);
+void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, const AttentionHeads& heads) {
+  TS_ASSERT(qkv.cols() == heads.width() && out.cols() == heads.q_heads * heads.head_size &&
+                heads.q_heads % heads.kv_heads == 0,
+            "attention_forward: qkv/out widths do not match the heads");
+  TS_DISPATCH(attention_forward, out, out, aux, qkv, heads);
 }
 void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor aux,
-                        int64_t n_head) {
+                        const AttentionHeads& heads) {
   unused(out);  // the CPU twin keeps the probabilities and does not need the output
   switch (impl_of(dev, dqkv)) {
-    case Impl::cpu_f32: return cpu::attention_backward<float>(dqkv, dout, qkv, aux, n_head);
-    case Impl::cpu_f64: return cpu::attention_backward<double>(dqkv, dout, qkv, aux, n_head);
-    TS_CUDA_CASE(attention_backward, dqkv, dout, qkv, out, aux, n_head)
+    case Impl::cpu_f32: return cpu::attention_backward<float>(dqkv, dout, qkv, aux, heads);
+    case Impl::cpu_f64: return cpu::attention_backward<double>(dqkv, dout, qkv, aux, heads);
+    TS_CUDA_CASE(attention_backward, dqkv, dout, qkv, out, aux, heads)
   }
 }
 void add(Device& dev, Tensor out, Tensor a, Tensor b) { TS_DISPATCH(add, out, out, a, b); }

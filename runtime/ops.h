@@ -44,20 +44,57 @@ void matmul_backward(Device& dev, Tensor din, Tensor dweight, Tensor dbias, Tens
 // GELU, tanh approximation (as GPT-2). din = gelu'(in) * dout. din may alias dout.
 void gelu_forward(Device& dev, Tensor out, Tensor in);
 void gelu_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
+// GELU, exact: x * Phi(x) with the normal CDF through erf (GPT-NeoX / Pythia). din may alias dout.
+void gelu_exact_forward(Device& dev, Tensor out, Tensor in);
+void gelu_exact_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
+// SwiGLU: in (N,2F) holds [gate | up] per row; out (N,F) = silu(gate) * up. din (N,2F) is
+// overwritten.
+void swiglu_forward(Device& dev, Tensor out, Tensor in);
+void swiglu_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
 
-// Causal multi-head self-attention. qkv (B,T,3C) packed as [q | k | v], head h owning
-// columns [h*HS, (h+1)*HS) of each part; out (B,T,C). aux holds what backward needs:
-// attention_aux_shape() says its shape/dtype for a device (CPU: probabilities (B,NH,T,T);
-// CUDA: softmax statistics (B,NH,T) f32).
+// RMSNorm: out (N,C) = in * rstd * weight, rstd (N) = 1 / sqrt(mean(in^2) + eps) saved for
+// backward. din (N,C) overwritten; dweight (C) +=.
+void rmsnorm_forward(Device& dev, Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
+void rmsnorm_backward(Device& dev, Tensor din, Tensor dweight, Tensor dout, Tensor in,
+                      Tensor weight, Tensor rstd);
+
+// The heads of one packed qkv row: (q_heads + 2 kv_heads) * head_size columns laid out as
+// [q heads | k heads | v heads], head h at [h*HS, (h+1)*HS) of its part. Query head h reads
+// key/value head h / (q_heads / kv_heads) (grouped-query attention; kv_heads = q_heads is
+// multi-head attention). With ALiBi (alibi_heads > 0) the score of query t and key s gets
+// -slope(g) * (t - s), g = alibi_first_head + h the head's index among the model's
+// alibi_heads heads (tensor-parallel ranks hold consecutive heads).
+struct AttentionHeads {
+  int64_t q_heads = 1, kv_heads = 1, head_size = 1;
+  int64_t alibi_heads = 0, alibi_first_head = 0;
+  int64_t width() const { return (q_heads + 2 * kv_heads) * head_size; }
+};
+// ALiBi slope of head g among n heads (Press et al.; for n not a power of two, BLOOM's
+// interleaving of the next power's odd slopes).
+double alibi_slope(int64_t g, int64_t n);
+
+// Rotary position embedding, in place on the q and k heads of qkv (B,T,width): in each head
+// the first rotary_dims columns are rotated in pairs (i, i + rotary_dims/2) (the rotate-half
+// pairing of GPT-NeoX and Hugging Face LLaMA) by the angle (position_offset + t) *
+// theta^(-2i/rotary_dims); the other columns and v are untouched. Backward rotates the
+// gradients of q and k back (by minus the angle), in place on dqkv.
+void rope_forward(Device& dev, Tensor qkv, const AttentionHeads& heads, int64_t rotary_dims,
+                  float theta, int64_t position_offset = 0);
+void rope_backward(Device& dev, Tensor dqkv, const AttentionHeads& heads, int64_t rotary_dims,
+                   float theta, int64_t position_offset = 0);
+
+// Causal self-attention over qkv (B,T,width) laid out as AttentionHeads says; out (B,T,q_heads*HS).
+// aux holds what backward needs: attention_aux_shape() says its shape/dtype for a device
+// (CPU: probabilities (B,NH,T,T); CUDA: softmax statistics (B,NH,T) f32), NH = q_heads.
 struct AuxSpec {
   Shape shape;
   DType dtype;
 };
 AuxSpec attention_aux_shape(DeviceKind device, DType compute, int64_t B, int64_t T, int64_t NH);
-void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, int64_t n_head);
-// dqkv (B,T,3C) overwritten.
+void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, const AttentionHeads& heads);
+// dqkv (B,T,width) overwritten.
 void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor aux,
-                        int64_t n_head);
+                        const AttentionHeads& heads);
 
 // out = a + b (all same shape). out may alias a or b.
 void add(Device& dev, Tensor out, Tensor a, Tensor b);

@@ -22,10 +22,24 @@ void matmul_backward(Tensor din, Tensor dweight, Tensor dbias, Tensor dout, Tens
                      Tensor weight);
 template <typename T> void gelu_forward(Tensor out, Tensor in);
 template <typename T> void gelu_backward(Tensor din, Tensor in, Tensor dout);
+template <typename T> void gelu_exact_forward(Tensor out, Tensor in);
+template <typename T> void gelu_exact_backward(Tensor din, Tensor in, Tensor dout);
+template <typename T> void swiglu_forward(Tensor out, Tensor in);
+template <typename T> void swiglu_backward(Tensor din, Tensor in, Tensor dout);
 template <typename T>
-void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t n_head);
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
 template <typename T>
-void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int64_t n_head);
+void rmsnorm_backward(Tensor din, Tensor dweight, Tensor dout, Tensor in, Tensor weight,
+                      Tensor rstd);
+// backward = true rotates by minus the angle (the gradient of forward).
+template <typename T>
+void rope(Tensor qkv, const ops::AttentionHeads& heads, int64_t rotary_dims, float theta,
+          int64_t position_offset, bool backward);
+template <typename T>
+void attention_forward(Tensor out, Tensor probs, Tensor qkv, const ops::AttentionHeads& heads);
+template <typename T>
+void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs,
+                        const ops::AttentionHeads& heads);
 template <typename T> void add(Tensor out, Tensor a, Tensor b);
 template <typename T> void add_inplace(Tensor acc, Tensor x);
 template <typename T>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/cpu/backend.h"
+#include "runtime/cpu/fast_math.h"
 #include "runtime/error.h"
 #include "runtime/philox.h"
 
@@ -130,35 +131,6 @@ namespace {
 template <typename T>
 constexpr T kGeluScale = T(0.7978845608028654);  // sqrt(2/pi)
 
-// e^x for float written so that loops calling it vectorize (a libm call does not): Cody-Waite
-// reduction x = n ln2 + r, |r| <= ln2/2, and the Cephes expf polynomial; about 1 ulp. Inputs are
-// clamped to [-87, 88] (e^-87 ~ 1.6e-38 stands in for smaller results); NaN stays NaN.
-inline float exp_vectorizable(float x) {
-  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: t's low mantissa bits hold round(x / ln2)
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float t = x * 1.44269504088896341f + kShift;
-  const float n = t - kShift;
-  const int32_t n_int = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kShift);  // no UB on NaN
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = (p * r) * r + r + 1.0f;
-  return y * std::bit_cast<float>((n_int + 127) << 23);  // * 2^n
-}
-
-// The exp of the float kernels (training speed); double keeps libm (reference accuracy).
-template <typename T>
-inline T exp_kernel(T x) {
-  if constexpr (std::is_same_v<T, float>)
-    return exp_vectorizable(x);
-  else
-    return std::exp(x);
-}
-
 // GELU's 0.5 (1 + tanh(u)) written as the logistic function of 2u: the same value without
 // tanh's cancellation for negative u, and with an exp the float loops can vectorize.
 template <typename T>
@@ -207,16 +179,22 @@ constexpr int64_t kRows = 4;
 }  // namespace
 
 template <typename T>
-void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t NH) {
-  const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = qkv.dim(2), C = C3 / 3, HS = C / NH;
+void attention_forward(Tensor out, Tensor probs, Tensor qkv, const ops::AttentionHeads& heads) {
+  const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = heads.width(), NH = heads.q_heads;
+  const int64_t HS = heads.head_size, C = NH * HS, group = NH / heads.kv_heads;
   const T scale = T(1) / std::sqrt(static_cast<T>(HS));
 #pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < NH; ++h) {
-      // Rows of Q, K, V are C3 apart, rows of O are C apart; P is (T, T).
+      // Rows of Q, K, V are C3 (the packed width) apart, rows of O are C apart; P is (T, T).
+      // Query head h reads key/value head h / group.
       const T* Q = qkv.ptr<T>() + b * Tn * C3 + h * HS;
-      const T *K = Q + C, *V = Q + 2 * C;
+      const T* K = qkv.ptr<T>() + b * Tn * C3 + (NH + h / group) * HS;
+      const T* V = K + heads.kv_heads * HS;
       T* O = out.ptr<T>() + b * Tn * C + h * HS;
+      const T slope = heads.alibi_heads > 0
+                          ? static_cast<T>(ops::alibi_slope(heads.alibi_first_head + h, heads.alibi_heads))
+                          : T(0);
       T* P = probs.ptr<T>() + (b * NH + h) * Tn * Tn;
       // Scores: P[t, s] = q_t . k_s / sqrt(HS) for s <= t.
       for (int64_t t0 = 0; t0 < Tn; t0 += kRows) {
@@ -248,9 +226,11 @@ void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t NH) {
             P[t * Tn + s] = dot * scale;
           }
       }
-      // Softmax over s <= t; the masked future is exactly zero.
+      // Softmax over s <= t; the masked future is exactly zero. ALiBi adds -slope (t - s).
       for (int64_t t = 0; t < Tn; ++t) {
         T* prow = P + t * Tn;
+        if (slope != T(0))
+          for (int64_t s = 0; s <= t; ++s) prow[s] -= slope * static_cast<T>(t - s);
         T maxv = -INFINITY;
         for (int64_t s = 0; s <= t; ++s) maxv = std::max(maxv, prow[s]);
         T sum = 0;
@@ -297,18 +277,25 @@ void attention_forward(Tensor out, Tensor probs, Tensor qkv, int64_t NH) {
 }
 
 template <typename T>
-void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs, int64_t NH) {
-  const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = qkv.dim(2), C = C3 / 3, HS = C / NH;
+void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs,
+                        const ops::AttentionHeads& heads) {
+  const int64_t B = qkv.dim(0), Tn = qkv.dim(1), C3 = heads.width(), NH = heads.q_heads;
+  const int64_t HS = heads.head_size, C = NH * HS, KV = heads.kv_heads, group = NH / KV;
   const T scale = T(1) / std::sqrt(static_cast<T>(HS));
   std::memset(dqkv.data, 0, dqkv.bytes());
-  // Each (b, h) touches only its own head's columns of dqkv: no races.
+  // Each (b, kv head) task owns the columns of its key/value head and of the query heads that
+  // read it, which it visits in order: no races, and the sums into dk/dv do not depend on the
+  // thread count.
 #pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < NH; ++h) {
+    for (int64_t g = 0; g < KV; ++g)
+    for (int64_t h = g * group; h < (g + 1) * group; ++h) {
       const T* Q = qkv.ptr<T>() + b * Tn * C3 + h * HS;
-      const T *K = Q + C, *V = Q + 2 * C;
+      const T* K = qkv.ptr<T>() + b * Tn * C3 + (NH + g) * HS;
+      const T* V = K + KV * HS;
       T* dQ = dqkv.ptr<T>() + b * Tn * C3 + h * HS;
-      T *dK = dQ + C, *dV = dQ + 2 * C;
+      T* dK = dqkv.ptr<T>() + b * Tn * C3 + (NH + g) * HS;
+      T* dV = dK + KV * HS;
       const T* dO = dout.ptr<T>() + b * Tn * C + h * HS;
       const T* P = probs.ptr<T>() + (b * NH + h) * Tn * Tn;
       std::vector<T> dp(kRows * Tn);  // dp[j][s] = do_t . v_s for the block's rows t = t0 + j
@@ -454,8 +441,9 @@ void cross_entropy(Tensor losses, Tensor logits, Tensor targets, int64_t V, floa
                                       Tensor);                                                \
   template void gelu_forward<T>(Tensor, Tensor);                                              \
   template void gelu_backward<T>(Tensor, Tensor, Tensor);                                     \
-  template void attention_forward<T>(Tensor, Tensor, Tensor, int64_t);                        \
-  template void attention_backward<T>(Tensor, Tensor, Tensor, Tensor, int64_t);               \
+  template void attention_forward<T>(Tensor, Tensor, Tensor, const ops::AttentionHeads&);     \
+  template void attention_backward<T>(Tensor, Tensor, Tensor, Tensor,                        \
+                                      const ops::AttentionHeads&);                            \
   template void dropout<T>(Tensor, Tensor, float, uint64_t, uint64_t, uint64_t);              \
   template void cross_entropy<T>(Tensor, Tensor, Tensor, int64_t, float, bool);
 TS_INSTANTIATE(float)

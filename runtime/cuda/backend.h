@@ -39,9 +39,20 @@ void matmul_backward(Device& dev, Tensor din, Tensor dweight, Tensor dbias, Tens
                      Tensor in, Tensor weight);
 void gelu_forward(Device& dev, Tensor out, Tensor in);
 void gelu_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
-void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, int64_t n_head);
+void gelu_exact_forward(Device& dev, Tensor out, Tensor in);
+void gelu_exact_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
+void swiglu_forward(Device& dev, Tensor out, Tensor in);
+void swiglu_backward(Device& dev, Tensor din, Tensor in, Tensor dout);
+void rmsnorm_forward(Device& dev, Tensor out, Tensor rstd, Tensor in, Tensor weight, float eps);
+void rmsnorm_backward(Device& dev, Tensor din, Tensor dweight, Tensor dout, Tensor in,
+                      Tensor weight, Tensor rstd);
+// backward = true rotates by minus the angle.
+void rope(Device& dev, Tensor qkv, const ops::AttentionHeads& heads, int64_t rotary_dims,
+          float theta, int64_t position_offset, bool backward);
+void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv,
+                       const ops::AttentionHeads& heads);
 void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor aux,
-                        int64_t n_head);
+                        const ops::AttentionHeads& heads);
 void add(Device& dev, Tensor out, Tensor a, Tensor b);
 void add_inplace(Device& dev, Tensor acc, Tensor x);
 void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,

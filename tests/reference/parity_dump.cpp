@@ -184,7 +184,7 @@ void parity_dump_write(const std::string& path) {
     write_i64_attr(cfg.get(), "seq_len", m.seq_len);
     write_i64_attr(cfg.get(), "vocab_size", m.vocab_size);
     write_i64_attr(cfg.get(), "padded_vocab", m.padded_vocab());
-    write_f64_attr(cfg.get(), "layernorm_eps", m.layernorm_eps);
+    write_f64_attr(cfg.get(), "layernorm_eps", m.norm_eps);
     write_i64_attr(cfg.get(), "micro_batch", B);
     write_i64_attr(cfg.get(), "micro_steps", M);
     write_i64_attr(cfg.get(), "steps", run.steps);

@@ -39,7 +39,7 @@ void flip_byte(const std::string& path, std::streamoff at) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-Param make_param(const std::string& name, Shape global, int shard_dim, int64_t parts, int tp, int tp_rank) {
+Param make_param(const std::string& name, Shape global, int shard_dim, std::vector<int64_t> parts, int tp, int tp_rank) {
   Param p;
   p.name = name;
   p.global_shape = global;
@@ -48,9 +48,17 @@ Param make_param(const std::string& name, Shape global, int shard_dim, int64_t p
   p.shard_parts = parts;
   if (shard_dim >= 0) {
     p.local_shape.dims[shard_dim] = global[shard_dim] / tp;
-    p.shard_offset = global[shard_dim] / parts / tp * tp_rank;
+    p.shard_rank = tp_rank;
+    p.shard_ranks = tp;
   }
   return p;
+}
+
+// The sharded dimension as `parts` equal parts.
+Param make_param(const std::string& name, Shape global, int shard_dim, int64_t parts, int tp, int tp_rank) {
+  std::vector<int64_t> sizes;
+  if (shard_dim >= 0 && parts > 1) sizes.assign(parts, global[shard_dim] / parts);
+  return make_param(name, global, shard_dim, sizes, tp, tp_rank);
 }
 
 // Global flat index of every element a piece covers, in the buffer order it reads/writes.
@@ -171,7 +179,7 @@ TEST_F(CheckpointFiles, ReadsAnySliceOfTheGlobalTensorsWrittenUnderAnotherShardi
     for (int rank = 0; rank < tp; ++rank) {
       for (size_t t = 0; t < gl.size(); ++t) {
         const Param& g = gl[t];
-        const bool splits = g.shard_dim >= 0 && (g.global_shape[g.shard_dim] / g.shard_parts) % tp == 0;
+        const bool splits = param_shard_divides(g, tp);
         const Param p = make_param(g.name, g.global_shape, g.shard_dim, g.shard_parts, splits ? tp : 1, splits ? rank : 0);
         const int64_t n = p.local_shape.numel(), lo = n / 3, hi = n - 1;  // an odd range
         for (int grp = 0; grp < 3; ++grp) {

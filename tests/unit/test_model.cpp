@@ -1,8 +1,12 @@
-// The whole GPT stage in float64: parameter gradients against finite differences of the loss,
-// recomputation equal to stored activations, initialisation independent of how it is run.
+// The whole stage in float64, for every family: parameter gradients against finite differences
+// of the loss, recomputation equal to stored activations, initialisation independent of how it
+// is run.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
+#include <string>
+#include <tuple>
 
 #include "model/init.h"
 #include "model/instance.h"
@@ -11,14 +15,18 @@
 namespace tessera {
 namespace {
 
-ModelConfig tiny_config(double dropout) {
+ModelConfig tiny_config(double dropout, const std::string& family = "gpt2") {
   ModelConfig c;
+  model_apply_family(c, family);
   c.n_layer = 2;
   c.d_model = 8;
   c.n_head = 2;
   c.vocab_size = 11;
   c.seq_len = 4;
   c.dropout = dropout;
+  if (family == "llama") c.d_model = 16, c.n_kv_head = 1;  // grouped-query: 2 q heads share k, v
+  if (family == "neox") c.d_model = 16;                   // 25% of 8 dimensions rotated
+  if (family == "bloom") c.d_model = 24, c.n_head = 3;     // ALiBi with 3 heads (not 2^k)
   return c;
 }
 
@@ -31,7 +39,8 @@ struct Tiny {
   Tensor tokens, targets, loss_t;
   const int64_t B = 2;
 
-  Tiny(double dropout, Recompute recompute) : cfg(tiny_config(dropout)) {
+  Tiny(double dropout, Recompute recompute, const std::string& family = "gpt2")
+      : cfg(tiny_config(dropout, family)) {
     RunShape s;
     s.micro_batch = B;
     s.seq_len = cfg.seq_len;
@@ -63,10 +72,10 @@ struct Tiny {
   }
 };
 
-class ModelGrad : public ::testing::TestWithParam<double> {};
+class ModelGrad : public ::testing::TestWithParam<std::tuple<std::string, double>> {};
 
 TEST_P(ModelGrad, EveryParameterMatchesFiniteDifferences) {
-  Tiny t(GetParam(), Recompute::none);
+  Tiny t(std::get<1>(GetParam()), Recompute::none, std::get<0>(GetParam()));
   ops::fill_zero(*t.dev, t.model->registry().flat_grads());
   t.loss(true);
   for (Param& p : t.model->registry().all()) {
@@ -91,10 +100,18 @@ TEST_P(ModelGrad, EveryParameterMatchesFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dropout, ModelGrad, ::testing::Values(0.0, 0.2));
+INSTANTIATE_TEST_SUITE_P(FamiliesAndDropout, ModelGrad,
+                         ::testing::Combine(::testing::Values("gpt2", "llama", "neox", "bloom"),
+                                            ::testing::Values(0.0, 0.2)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) +
+                                  (std::get<1>(info.param) > 0 ? "_dropout" : "");
+                         });
 
-TEST(Model, FullRecomputeGivesIdenticalGradients) {
-  Tiny a(0.1, Recompute::none), b(0.1, Recompute::full);
+class ModelRecompute : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelRecompute, FullRecomputeGivesIdenticalGradients) {
+  Tiny a(0.1, Recompute::none, GetParam()), b(0.1, Recompute::full, GetParam());
   ops::fill_zero(*a.dev, a.model->registry().flat_grads());
   ops::fill_zero(*b.dev, b.model->registry().flat_grads());
   EXPECT_EQ(a.loss(true), b.loss(true));
@@ -103,6 +120,40 @@ TEST(Model, FullRecomputeGivesIdenticalGradients) {
   for (size_t i = 0; i < pa.size(); ++i)
     for (int64_t k = 0; k < pa[i].grad.numel(); ++k)
       ASSERT_EQ(pa[i].grad.ptr<double>()[k], pb[i].grad.ptr<double>()[k]) << pa[i].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelRecompute,
+                         ::testing::Values("gpt2", "llama", "neox", "bloom"));
+
+// Each family registers the components its preset names, and nothing else.
+TEST(Model, FamiliesRegisterTheirComponents) {
+  auto names = [](const std::string& family) {
+    ParamRegistry reg;
+    const ModelConfig c = tiny_config(0, family);
+    Stage stage(c, stage_spec_whole(c), TensorSlice{}, reg);
+    std::set<std::string> n;
+    for (const Param& p : reg.all()) n.insert(p.name);
+    return n;
+  };
+  const auto gpt2 = names("gpt2"), llama = names("llama"), neox = names("neox"), bloom = names("bloom");
+  EXPECT_TRUE(gpt2.count("wpe") && gpt2.count("h.0.ln_1.bias") && gpt2.count("h.0.mlp.fc.bias"));
+  EXPECT_FALSE(gpt2.count("lm_head.weight"));
+  EXPECT_FALSE(llama.count("wpe") || llama.count("h.0.ln_1.bias") || llama.count("h.0.attn.qkv.bias") ||
+               llama.count("h.1.mlp.proj.bias"));
+  EXPECT_TRUE(llama.count("lm_head.weight"));
+  EXPECT_TRUE(neox.count("lm_head.weight") && neox.count("h.1.attn.qkv.bias") && !neox.count("wpe"));
+  EXPECT_TRUE(bloom.count("emb_ln.weight") && bloom.count("emb_ln.bias") && !bloom.count("wpe"));
+  EXPECT_FALSE(bloom.count("lm_head.weight"));
+  // Grouped-query: q (2 heads) + k, v (1 head each) of size 8; SwiGLU's fc holds gate and up.
+  ParamRegistry reg;
+  const ModelConfig c = tiny_config(0, "llama");
+  Stage stage(c, stage_spec_whole(c), TensorSlice{}, reg);
+  EXPECT_EQ(reg.get("h.0.attn.qkv.weight").global_shape[0], (2 + 2 * 1) * 8);
+  EXPECT_EQ(reg.get("h.0.mlp.fc.weight").global_shape[0], 2 * c.ff());
+  // Counts come from the registry: d = 16, F = 64, V = 11, L = 2, untied.
+  const int64_t block = 16 + 32 * 16 + 16 * 16 + 16 + 2 * 64 * 16 + 16 * 64;
+  EXPECT_EQ(c.num_parameters(), 11 * 16 + 2 * block + 16 + 11 * 16);
+  EXPECT_DOUBLE_EQ(c.flops_per_token(), 6.0 * (2 * block + 16 + 11 * 16) + 12.0 * 2 * 16 * 4);
 }
 
 TEST(Model, InitialisationFollowsGpt2) {
@@ -142,7 +193,8 @@ TEST(Model, InitialisationOfAShardEqualsTheSliceOfTheWhole) {
   Param shard = whole;
   shard.local_shape = Shape{8, 3};  // column half, as a row-parallel split would hold
   shard.shard_dim = 1;
-  shard.shard_offset = 3;
+  shard.shard_rank = 1;
+  shard.shard_ranks = 2;
   shard.value = Tensor{b.data(), DType::f64, DeviceKind::cpu, shard.local_shape};
   ParamRegistry r1, r2;
   r1.add(whole);

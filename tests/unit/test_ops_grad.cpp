@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <complex>
+#include <vector>
 #include <functional>
 
 #include "runtime/ops.h"
@@ -100,9 +102,10 @@ TEST(OpsGrad, AttentionIsCausalAndDifferentiable) {
   auto qkv = HostTensor::f({B, T, 3 * C}), y = HostTensor::f({B, T, C}), r = HostTensor::f({B, T, C});
   auto probs = HostTensor::f({B, NH, T, T}), dqkv = HostTensor::f({B, T, 3 * C});
   fill_normal(qkv, 11), fill_normal(r, 12);
-  auto fwd = [&] { ops::attention_forward(*f.dev, y.t, probs.t, qkv.t, NH); };
+  const ops::AttentionHeads heads{NH, NH, C / NH};
+  auto fwd = [&] { ops::attention_forward(*f.dev, y.t, probs.t, qkv.t, heads); };
   fwd();
-  ops::attention_backward(*f.dev, dqkv.t, r.t, qkv.t, y.t, probs.t, NH);
+  ops::attention_backward(*f.dev, dqkv.t, r.t, qkv.t, y.t, probs.t, heads);
   expect_grad(fwd, y, r, qkv, dqkv, "dqkv", 3 * C * T);
   // Causality: changing the last position's keys/values leaves earlier outputs unchanged.
   const double y0 = y[0];
@@ -110,6 +113,132 @@ TEST(OpsGrad, AttentionIsCausalAndDifferentiable) {
   qkv[(T - 1) * 3 * C + 2 * C] += 1.0;
   fwd();
   EXPECT_EQ(y[0], y0);
+}
+
+// Grouped-query attention with ALiBi against a direct float64 evaluation of its definition,
+// and its backward against finite differences (k and v heads shared by several q heads).
+TEST(OpsGrad, GroupedQueryAttentionWithAlibi) {
+  Fixture f;
+  const int64_t B = 2, T = 6, HS = 4;
+  for (const ops::AttentionHeads heads : {ops::AttentionHeads{4, 2, HS, 0, 0}, ops::AttentionHeads{3, 1, HS, 6, 3},
+                                          ops::AttentionHeads{2, 2, HS, 5, 0}}) {
+    const int64_t NH = heads.q_heads, W = heads.width(), C = NH * HS;
+    auto qkv = HostTensor::f({B, T, W}), y = HostTensor::f({B, T, C}), r = HostTensor::f({B, T, C});
+    auto probs = HostTensor::f({B, NH, T, T}), dqkv = HostTensor::f({B, T, W});
+    fill_normal(qkv, 21), fill_normal(r, 22);
+    auto fwd = [&] { ops::attention_forward(*f.dev, y.t, probs.t, qkv.t, heads); };
+    fwd();
+    const int64_t group = NH / heads.kv_heads;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < NH; ++h) {
+        const double slope = heads.alibi_heads ? ops::alibi_slope(heads.alibi_first_head + h, heads.alibi_heads) : 0;
+        const int64_t kq = NH + h / group, kv = NH + heads.kv_heads + h / group;
+        for (int64_t t = 0; t < T; ++t) {
+          std::vector<double> sc(t + 1);
+          double mx = -1e300, sum = 0;
+          for (int64_t u = 0; u <= t; ++u) {
+            double dot = 0;
+            for (int64_t i = 0; i < HS; ++i) dot += qkv[(b * T + t) * W + h * HS + i] * qkv[(b * T + u) * W + kq * HS + i];
+            sc[u] = dot / std::sqrt(double(HS)) - slope * double(t - u);
+            mx = std::max(mx, sc[u]);
+          }
+          for (double& v : sc) sum += v = std::exp(v - mx);
+          for (int64_t i = 0; i < HS; ++i) {
+            double o = 0;
+            for (int64_t u = 0; u <= t; ++u) o += sc[u] / sum * qkv[(b * T + u) * W + kv * HS + i];
+            ASSERT_NEAR(y[(b * T + t) * C + h * HS + i], o, 1e-12) << "b " << b << " h " << h << " t " << t;
+          }
+        }
+      }
+    ops::attention_backward(*f.dev, dqkv.t, r.t, qkv.t, y.t, probs.t, heads);
+    expect_grad(fwd, y, r, qkv, dqkv, "dqkv", static_cast<int>(W * T));
+  }
+}
+
+TEST(OpsGrad, AlibiSlopesFollowBloom) {
+  // 8 heads: 2^-1 .. 2^-8. 6 heads: the 4-head slopes 2^-2, 2^-4, 2^-6, 2^-8, then the 8-head
+  // sequence's odd ones 2^-1, 2^-3 (BLOOM's build_alibi_tensor).
+  for (int g = 0; g < 8; ++g) EXPECT_DOUBLE_EQ(ops::alibi_slope(g, 8), std::pow(2.0, -(g + 1)));
+  const double six[] = {0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125};
+  for (int g = 0; g < 6; ++g) EXPECT_DOUBLE_EQ(ops::alibi_slope(g, 6), six[g]) << g;
+}
+
+TEST(OpsGrad, RmsNorm) {
+  Fixture f;
+  auto x = HostTensor::f({4, 16}), w = HostTensor::f({16}), y = HostTensor::f({4, 16}), r = HostTensor::f({4, 16});
+  auto rstd = HostTensor::f({4});
+  fill_normal(x, 31, 2.0), fill_normal(w, 32), fill_normal(r, 33);
+  auto dx = HostTensor::f({4, 16}), dw = HostTensor::f({16});
+  auto fwd = [&] { ops::rmsnorm_forward(*f.dev, y.t, rstd.t, x.t, w.t, 1e-5f); };
+  fwd();
+  double ss = 0;
+  for (int c = 0; c < 16; ++c) ss += x[16 + c] * x[16 + c];
+  EXPECT_NEAR(y[16 + 3], x[16 + 3] / std::sqrt(ss / 16 + double(1e-5f)) * w[3], 1e-12);
+  ops::rmsnorm_backward(*f.dev, dx.t, dw.t, r.t, x.t, w.t, rstd.t);
+  expect_grad(fwd, y, r, x, dx, "dx", 64);
+  expect_grad(fwd, y, r, w, dw, "dweight", 16);
+}
+
+TEST(OpsGrad, SwiGlu) {
+  Fixture f;
+  auto x = HostTensor::f({3, 10}), y = HostTensor::f({3, 5}), r = HostTensor::f({3, 5}), dx = HostTensor::f({3, 10});
+  fill_normal(x, 34, 2.0), fill_normal(r, 35);
+  auto fwd = [&] { ops::swiglu_forward(*f.dev, y.t, x.t); };
+  fwd();
+  const double g = x[10 + 2], u = x[10 + 7];
+  EXPECT_NEAR(y[5 + 2], g / (1 + std::exp(-g)) * u, 1e-14);
+  ops::swiglu_backward(*f.dev, dx.t, x.t, r.t);
+  expect_grad(fwd, y, r, x, dx, "dx", 30);
+}
+
+TEST(OpsGrad, GeluExact) {
+  Fixture f;
+  auto x = HostTensor::f({40}), y = HostTensor::f({40}), r = HostTensor::f({40}), dx = HostTensor::f({40});
+  fill_normal(x, 36, 2.0), fill_normal(r, 37);
+  auto fwd = [&] { ops::gelu_exact_forward(*f.dev, y.t, x.t); };
+  fwd();
+  ops::gelu_exact_backward(*f.dev, dx.t, x.t, r.t);
+  expect_grad(fwd, y, r, x, dx, "dx", 40);
+  auto one = HostTensor::f({1}), out = HostTensor::f({1});
+  one[0] = 1.0;
+  ops::gelu_exact_forward(*f.dev, out.t, one.t);
+  EXPECT_NEAR(out[0], 0.8413447460685429, 1e-15);  // Phi(1)
+}
+
+// RoPE against complex multiplication: the pair (x_i, x_{i+d/2}) of a head at position p is
+// multiplied by e^{i p theta^(-2i/d)}; columns past rotary_dims and the v heads are untouched;
+// backward is the inverse rotation (and, being linear, matches finite differences).
+TEST(OpsGrad, RotaryEmbedding) {
+  Fixture f;
+  const int64_t B = 2, T = 5, HS = 8, rot = 4;
+  const ops::AttentionHeads heads{2, 1, HS};
+  const int64_t W = heads.width();
+  auto x = HostTensor::f({B, T, W}), y = HostTensor::f({B, T, W}), r = HostTensor::f({B, T, W});
+  fill_normal(x, 38), fill_normal(r, 39);
+  const float theta = 500.0f;
+  auto fwd = [&] {
+    y.f64 = x.f64;
+    ops::rope_forward(*f.dev, y.t, heads, rot, theta, 3);
+  };
+  fwd();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < 4; ++h)
+        for (int64_t i = 0; i < HS; ++i) {
+          const int64_t k = (b * T + t) * W + h * HS + i;
+          if (h == 3 || i >= rot) {  // the v head, and columns past rotary_dims
+            EXPECT_EQ(y[k], x[k]);
+            continue;
+          }
+          const int64_t j = i % (rot / 2), lo = k - i + j, hi = lo + rot / 2;
+          const double angle = double(t + 3) * std::pow(double(theta), -2.0 * double(j) / double(rot));
+          const std::complex<double> z = std::complex<double>(x[lo], x[hi]) * std::polar(1.0, angle);
+          EXPECT_NEAR(y[k], i < rot / 2 ? z.real() : z.imag(), 1e-12);
+        }
+  auto d = HostTensor::f({B, T, W});
+  d.f64 = r.f64;
+  ops::rope_backward(*f.dev, d.t, heads, rot, theta, 3);
+  expect_grad(fwd, y, r, x, d, "dx", static_cast<int>(B * T * W));
 }
 
 TEST(OpsGrad, Encoder) {

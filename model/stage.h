@@ -1,5 +1,7 @@
-// GPT-2 family, as the layers one pipeline stage owns (the whole model when pp = 1).
-// Forward and backward are written out explicitly; backward mirrors forward block by block.
+// The decoder, as the layers one pipeline stage owns (the whole model when pp = 1). One block
+// serves every family: the config chooses its components (norm, positions, activation,
+// residual, key/value heads, biases), never a family name. Forward and backward are written
+// out explicitly; backward mirrors forward block by block.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -10,6 +12,7 @@
 #include "parallel/comm.h"
 #include "runtime/arena.h"
 #include "runtime/device.h"
+#include "runtime/ops.h"
 
 namespace tessera {
 
@@ -18,14 +21,15 @@ enum class Recompute { none, full };
 struct StageSpec {
   int64_t first_layer = 0;
   int64_t n_layers = 0;
-  bool has_embedding = true;  // first stage: token + position embedding
-  bool has_head = true;       // last stage: final LayerNorm, LM head, loss
+  bool has_embedding = true;  // first stage: token (+ position) embedding (+ its norm)
+  bool has_head = true;       // last stage: final norm, LM head, loss
 };
 
-// This rank's slice of every layer under tensor parallelism (Megatron-LM style): heads and
-// MLP columns (column-parallel QKV and fc, row-parallel projections), vocabulary rows of the
-// embedding and LM head. With sequence parallelism the residual stream (LayerNorm, dropout,
-// residual adds) is split along the tokens of the micro-batch instead of replicated.
+// This rank's slice of every layer under tensor parallelism (Megatron-LM style): query and
+// key/value heads and MLP columns (column-parallel QKV and fc, row-parallel projections),
+// vocabulary rows of the embedding and LM head. With sequence parallelism the residual stream
+// (norms, dropout, residual adds) is split along the tokens of the micro-batch instead of
+// replicated.
 struct TensorSlice {
   int size = 1, rank = 0;
   bool sequence_parallel = false;
@@ -51,9 +55,9 @@ struct DropoutKey {
   int64_t first_sample = 0;
 };
 
-class GptStage {
+class Stage {
  public:
-  GptStage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegistry& registry);
+  Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegistry& registry);
   // Resolves parameter views after registry.layout(); call once.
   void bind(ParamRegistry& registry);
   // Carves activation and scratch buffers for `shape` (measuring or real arena).
@@ -81,35 +85,42 @@ class GptStage {
   const StageSpec& spec() const { return spec_; }
 
  private:
+  // Optional parameters (biases, LayerNorm's shift) are null when the config has none.
   struct BlockParams {
     Param *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
     Param *ln2_w, *ln2_b, *fc_w, *fc_b, *fcp_w, *fcp_b;
   };
-  // Shapes: N = B*T tokens, Ns = N/tp under sequence parallelism (else N); Cl = C/tp,
-  // Fl = F/tp, Vl = Vp/tp. "Stream" tensors are (Ns,C); "full" ones (N,C) on every tp rank.
+  // Shapes: N = B*T tokens, Ns = N/tp under sequence parallelism (else N); Cl = this rank's
+  // heads * HS, Wl = (q + 2 kv heads) * HS of this rank, Fl = F/tp, Gl = 2 Fl for SwiGLU's
+  // [gate | up] (else Fl), Vl = Vp/tp. "Stream" tensors are (Ns,C); "full" ones (N,C) on every
+  // tp rank.
   struct BlockActs {
-    Tensor ln1, ln1_mean, ln1_rstd;  // full (B,T,C); (Ns) (Ns)
-    Tensor qkv;                      // (B,T,3Cl)
+    Tensor ln1, ln1_mean, ln1_rstd;  // full (B,T,C); (Ns) (Ns); mean empty for RMSNorm
+    Tensor qkv;                      // (B,T,Wl), q and k after the rotary embedding
     Tensor atty;                     // (B,T,Cl) attention output before the projection
     Tensor att_aux;                  // backend-specific (see ops::attention_aux_shape)
-    Tensor res2;                     // stream: residual after attention
+    Tensor res2;                     // stream: residual after attention (sequential residual)
     Tensor ln2, ln2_mean, ln2_rstd;  // full (B,T,C); (Ns) (Ns)
-    Tensor fch, fch_gelu;            // (B,T,Fl) before / after GELU
+    Tensor fch, fch_act;             // (B,T,Gl) before / (B,T,Fl) after the activation
   };
   struct SlotActs {
     std::vector<Tensor> residual;  // n_layers + 1 stream tensors: block inputs, then output
     std::vector<BlockActs> blocks; // n_layers, or 1 shared when recomputing
+    Tensor emb, emb_mean, emb_rstd;  // first stage with embedding_norm: stream before the norm
     Tensor lnf, lnf_mean, lnf_rstd, logits;  // last stage: full (B,T,C); (Ns) (Ns); (B,T,Vl)
   };
   struct Scratch {
-    Tensor ln_s;                 // stream LayerNorm output before the sequence gather
-    Tensor proj_full, proj_s;    // (N,C) partial projection; its reduced stream part
-    Tensor dres, dc_s, d3_s;     // stream: residual gradient and two temporaries
-    Tensor dc_full, d2_full, d2_s;  // (N,C) gathered / partial gradients; stream part
-    Tensor datty;                // (B,T,Cl)
-    Tensor dff;                  // (B,T,Fl)
-    Tensor d3c;                  // (B,T,3Cl)
-    Tensor xent_max, xent_stats; // (N), (N,2): vocabulary-parallel loss statistics
+    Tensor ln_s;                     // stream norm output before the sequence gather
+    Tensor proj_full, proj_s;        // (N,C) partial projection; its reduced stream part
+    Tensor mlp_full;                 // (N,C) the MLP's partial projection (parallel residual)
+    Tensor dres;                     // stream: the residual's gradient
+    Tensor dbranch_s, dbranch_full;  // a branch output's gradient: stream; gathered (N,C)
+    Tensor dnorm_full, dnorm_s;      // a norm output's gradient: partial (N,C); reduced stream
+    Tensor dx_s;                     // stream: a norm input's gradient (added to dres)
+    Tensor datty;                    // (B,T,Cl)
+    Tensor dact, dfch;               // (B,T,Fl) d(activation output); (B,T,Gl) d(fc output)
+    Tensor dqkv;                     // (B,T,Wl)
+    Tensor xent_max, xent_stats;     // (N), (N,2): vocabulary-parallel loss statistics
   };
 
   void block_forward(Device& dev, int64_t l, const BlockActs& a, Tensor x, Tensor out,
@@ -128,15 +139,29 @@ class GptStage {
   void dropout(Device& dev, Tensor out, Tensor x, const DropoutKey& key, int64_t layer, int site,
                float p, bool backward);
   void head_loss(Device& dev, SlotActs& s, Tensor targets, Tensor losses, float dloss);
+  // The configured norm (LayerNorm or RMSNorm); b is null for RMSNorm.
+  void norm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in, const Param* w,
+                    const Param* b);
+  void norm_backward(Device& dev, Tensor din, Tensor dout, Tensor in, const Param* w,
+                     const Param* b, Tensor mean, Tensor rstd);
+  // out_partial (N,C) = the MLP of in (N,C) before the tensor-parallel sum; and its backward
+  // from dout (N,C), leaving the partial d(in) in scratch dnorm_full.
+  void mlp_forward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor in,
+                   Tensor out_partial);
+  void mlp_backward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor in, Tensor dout);
+  // The same for attention: q, k, v, the rotary embedding, attention, the output projection.
+  void attention_forward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor out_partial);
+  void attention_backward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor dout);
 
   ModelConfig cfg_;
   StageSpec spec_;
   TensorSlice tp_;
-  int64_t heads_ = 0, vocab_rows_ = 0;  // this rank's heads and vocabulary rows
+  int64_t heads_ = 0, vocab_rows_ = 0;  // this rank's query heads and vocabulary rows
+  ops::AttentionHeads attn_;            // this rank's heads as the attention ops see them
   int64_t stream_rows_ = 0;             // Ns
   RunShape shape_;
-  Param *wte_ = nullptr, *wpe_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr,
-        *lm_head_ = nullptr;
+  Param *wte_ = nullptr, *wpe_ = nullptr, *emb_ln_w_ = nullptr, *emb_ln_b_ = nullptr,
+        *lnf_w_ = nullptr, *lnf_b_ = nullptr, *lm_head_ = nullptr;
   std::vector<BlockParams> blocks_;
   std::vector<SlotActs> slots_;
   Scratch scratch_;
