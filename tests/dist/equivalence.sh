@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Every parallel layout computes the same training run as one process: trains a tiny GPT for
-# 20 steps (dropout on) as one process and under `mpirun --oversubscribe` in each layout, then
-# compares per-step losses and the assembled final weights (tests/dist/compare.py).
+# Every parallel layout computes the same training run as one process: trains a tiny model of
+# one family for 20 steps (dropout on) as one process and under `mpirun --oversubscribe` in each
+# layout, then compares per-step losses and the assembled final weights (tests/dist/compare.py).
 #
-# usage: equivalence.sh TESSERA SRC_DIR [covering|full] [fp32|fp64]
+# usage: equivalence.sh TESSERA SRC_DIR [covering|full|pipeline] [fp32|fp64] [FAMILY] [SECTION.KEY=VALUE...]
 #   covering: a subset where every option appears at least once (ctest runs it)
 #   full:     every tp, pp, dp in {1, 2, 4} with world <= 8, 1f1b and interleaved,
 #             ZeRO-1 on and off, sequence parallelism on and off
+#   pipeline: pp 2 alone and with tp 2 (the untied-embedding regression)
+#   FAMILY:   gpt2 (default), llama (grouped-query, 8 heads / 4 kv heads), neox, bloom (12
+#             heads: ALiBi slopes for a head count that is not a power of two)
+#   SECTION.KEY=VALUE: overrides (--set) for every run, e.g. model.tie_embeddings=false
 # fp32 must agree to 1e-5 relative; fp64 to 1e-11 (per tensor), which tells a real bug from
 # float32 rounding.
 set -euo pipefail
@@ -14,15 +18,26 @@ TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
 SET=${3:-covering}
 PRECISION=${4:-fp32}
+FAMILY=${5:-gpt2}
+SETS=()
+for o in "${@:6}"; do SETS+=(--set "$o"); done
 TOL=1e-5
 PER_TENSOR=
 if [ "$PRECISION" = fp64 ]; then TOL=1e-11; PER_TENSOR=--per-tensor; fi
 source "$SRC/tests/lib.sh"
+case "$FAMILY" in
+  gpt2) HEADS="n_head = 4" ;;
+  llama) HEADS=$'n_head = 8\nn_kv_head = 4' ;;
+  neox) HEADS="n_head = 4" ;;
+  bloom) HEADS=$'n_head = 12' ;;
+  *) echo "unknown family $FAMILY"; exit 2 ;;
+esac
 cat > tiny.toml <<TOML
 [model]
+family = "$FAMILY"
 n_layer = 8
-d_model = 32
-n_head = 4
+d_model = $([ "$FAMILY" = bloom ] && echo 48 || echo 32)
+$HEADS
 seq_len = 16
 dropout = 0.1
 [train]
@@ -43,7 +58,7 @@ valid = "va"
 every = 1
 TOML
 
-"$TESSERA" train tiny.toml --set log.dir=ref >/dev/null
+"$TESSERA" train tiny.toml "${SETS[@]}" --set log.dir=ref >/dev/null
 
 # "tp pp dp schedule virtual_stages sequence_parallel zero"
 layouts=()
@@ -59,6 +74,11 @@ if [ "$SET" = full ]; then
     done; done; done
   done; done; done
   layouts+=("1 2 1 gpipe 1 false 0")
+elif [ "$SET" = pipeline ]; then
+  layouts=(
+    "1 2 1 1f1b 1 false 0"
+    "2 2 1 interleaved 2 true 0"
+  )
 else
   layouts=(
     "2 1 1 1f1b 1 false 0"
@@ -81,7 +101,7 @@ for l in "${layouts[@]}"; do
       --set log.dir="$name" --set parallel.tp="$tp" --set parallel.pp="$pp" \
       --set parallel.dp="$dp" --set parallel.schedule="$sched" \
       --set parallel.virtual_stages="$v" --set parallel.sequence_parallel="$sp" \
-      --set parallel.zero="$zero" --set parallel.bucket_mb=0.01 >"$name.log" 2>&1; then
+      --set parallel.zero="$zero" --set parallel.bucket_mb=0.01 "${SETS[@]}" >"$name.log" 2>&1; then
     echo "FAIL $name: the run failed:"; tail -5 "$name.log"; failed=1; continue
   fi
   "$PY" "$SRC/tests/dist/compare.py" ref "$name" "$TOL" $PER_TENSOR --expect-steps 20 || failed=1
