@@ -159,12 +159,7 @@ int cmd_import(int argc, char** argv) {
 
   std::printf("imported %s to %s (step 0, %s, no optimizer state: AdamW moments start at zero)\n",
               src.c_str(), out.c_str(), shard.dtype.c_str());
-  std::printf("  model  gpt2: n_layer %lld, d_model %lld, n_head %lld, d_ff %lld, vocab_size %lld (padded "
-              "%lld with zero rows), seq_len %lld, tie_embeddings %s\n",
-              static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model),
-              static_cast<long long>(m.n_head), static_cast<long long>(m.ff()),
-              static_cast<long long>(m.vocab_size), static_cast<long long>(m.padded_vocab()),
-              static_cast<long long>(m.seq_len), m.tie_embeddings ? "true" : "false");
+  std::printf("  model  %s; padding rows zero\n", model_describe(m).c_str());
   std::printf("  %zu tensors, %lld parameters; config: %s with [model] from config.json\n",
               params.size(), static_cast<long long>(m.num_parameters()),
               config_path.empty() ? "tessera defaults" : config_path.c_str());

@@ -46,12 +46,7 @@ int cmd_inspect(int argc, char** argv) {
               static_cast<long long>(m.samples));
   std::printf("layout       %s\n", m.layout.c_str());
   std::printf("written by   tessera %s (commit %s)\n", m.tessera_version.c_str(), m.git_commit.c_str());
-  std::printf("model        %s: n_layer %lld, d_model %lld, n_head %lld, d_ff %lld, vocab_size %lld "
-              "(padded %lld), seq_len %lld, tie_embeddings %s\n",
-              mc.family.c_str(), static_cast<long long>(mc.n_layer), static_cast<long long>(mc.d_model),
-              static_cast<long long>(mc.n_head), static_cast<long long>(mc.ff()),
-              static_cast<long long>(mc.vocab_size), static_cast<long long>(mc.padded_vocab()),
-              static_cast<long long>(mc.seq_len), mc.tie_embeddings ? "true" : "false");
+  std::printf("model        %s\n", model_describe(mc).c_str());
   std::printf("parameters   %lld (without vocabulary padding)\n", static_cast<long long>(mc.num_parameters()));
   std::printf("precision    %s on %s; stored tensors %s; tokenizer %s; seed %lld\n",
               cfg.train.precision.c_str(), cfg.train.device.c_str(), m.dtype.c_str(),

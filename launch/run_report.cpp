@@ -288,9 +288,7 @@ RunSummary write_run_report(const std::string& run_dir) {
         languages.push_back(lang);
     }
   o << model_card_front_matter("tessera", m.family, languages) << "\n# " << name << "\n\n";
-  o << "A `" << m.family << "` language model (" << m.n_layer << " layers, d_model " << m.d_model << ", "
-    << m.n_head << " heads, context " << m.seq_len << ", vocabulary " << thousands(m.vocab_size) << ", "
-    << fmt("%.2fM", m.num_parameters() / 1e6) << " parameters) pretrained from scratch with tessera: "
+  o << "A language model (" << model_describe(m) << ") pretrained from scratch with tessera: "
     << thousands(steps_done) << " of " << thousands(t.steps) << " planned steps, "
     << thousands(tokens) << " tokens.\n\n";
   o << "![training and validation loss against step](loss.svg)\n\n";

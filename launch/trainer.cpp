@@ -423,9 +423,7 @@ StepResult Trainer::run() {
              topology_.pp(), topology_.tp(), par.schedule.c_str(),
              chunks_ > 1 ? (" x" + std::to_string(chunks_) + " virtual stages").c_str() : "",
              par.sequence_parallel ? "on" : "off", static_cast<long long>(par.zero));
-    log_info("model: gpt2 %lld layers, d_model %lld, %lld heads, vocab %lld (padded %lld), context %lld, %.2fM parameters",
-             (long long)m.n_layer, (long long)m.d_model, (long long)m.n_head, (long long)m.vocab_size,
-             (long long)m.padded_vocab(), (long long)m.seq_len, m.num_parameters() / 1e6);
+    log_info("model: %s", model_describe(m).c_str());
     for (int r = 0; r < topology_.world(); ++r) {  // every rank's layout, from the arithmetic
       std::string layers;
       for (int c = 0; c < chunks_; ++c) {

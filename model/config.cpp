@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "model/stage.h"
 #include "model/params.h"
@@ -43,6 +44,31 @@ bool model_apply_family(ModelConfig& m, const std::string& family) {
     return false;
   }
   return true;
+}
+
+std::string model_describe(const ModelConfig& m) {
+  char buf[512];
+  std::string heads = std::to_string(m.n_head) + " heads of " + std::to_string(m.head_size());
+  if (m.kv_heads() != m.n_head) heads += " (" + std::to_string(m.kv_heads()) + " key/value heads)";
+  std::string position = m.position;
+  if (m.position == "rope") {
+    std::snprintf(buf, sizeof buf, "rope (theta %g, %lld of %lld dims per head)", m.rope_theta,
+                  static_cast<long long>(m.rotary_dims()), static_cast<long long>(m.head_size()));
+    position = buf;
+  }
+  std::string extras = m.bias ? "biases" : m.qkv_bias ? "qkv bias only" : "no biases";
+  if (m.residual == "parallel") extras += ", parallel residual";
+  if (m.embedding_norm) extras += ", embedding norm";
+  extras += m.tie_embeddings ? ", tied embeddings" : ", untied embeddings";
+  std::snprintf(buf, sizeof buf,
+                "%s: %lld layers, d_model %lld, %s, d_ff %lld (%s), %s, %s positions, %s, vocab %lld "
+                "(padded %lld), context %lld, %.2fM parameters",
+                m.family.c_str(), static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model),
+                heads.c_str(), static_cast<long long>(m.ff()), m.activation.c_str(), m.norm.c_str(),
+                position.c_str(), extras.c_str(), static_cast<long long>(m.vocab_size),
+                static_cast<long long>(m.padded_vocab()), static_cast<long long>(m.seq_len),
+                static_cast<double>(m.num_parameters()) / 1e6);
+  return buf;
 }
 
 namespace {

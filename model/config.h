@@ -46,6 +46,10 @@ struct ModelConfig {
   double flops_per_token() const;
 };
 
+// One line describing the model (family, shape, components, vocabulary, context, parameters),
+// the same in every command that prints a summary.
+std::string model_describe(const ModelConfig& m);
+
 // Sets every component key to family's values (docs/config.md lists them); returns false for
 // an unknown family.
 bool model_apply_family(ModelConfig& m, const std::string& family);
