@@ -65,24 +65,37 @@ int cmd_generate(int argc, char** argv) {
   const int64_t T = cfg.model.seq_len, V = cfg.model.vocab_size;
   std::vector<int32_t> ids = tok->encode(prompt);
   if (ids.empty()) ids.push_back(tok->eod_id());
+  // Key/value caches for T positions: each new token costs one pass over the positions before
+  // it. When the context is full, the newest T/2 tokens are decoded again from position 0.
+  Stage& stage = model->stage();
+  const DType dtype = model->registry().all().front().value.dtype;
   Arena measure("generate", DeviceKind::cpu);
-  measure.take({1, T}, DType::i32);
+  stage.layout_decode(measure, dtype);
+  measure.take({1, 1}, DType::i32);
   Arena arena("generate", *cpu, measure.used());
-  Tensor tokens = arena.take({1, T}, DType::i32);
+  stage.layout_decode(arena, dtype);
+  Tensor token = arena.take({1, 1}, DType::i32);
+  int64_t pos = 0;
+  Tensor logits;
+  auto feed = [&](int32_t id) {
+    cpu->copy_from_host(token, &id);
+    logits = stage.decode(*cpu, token, pos++);
+  };
+  std::vector<int32_t> context(ids.end() - std::min<int64_t>(static_cast<int64_t>(ids.size()), T), ids.end());
+  for (int32_t id : context) feed(id);
   std::vector<int32_t> out;
   for (int64_t n = 0; n < n_tokens; ++n) {
-    // Sliding window over the last T tokens; positions restart at 0 for each window.
-    const int64_t len = std::min<int64_t>(static_cast<int64_t>(ids.size()), T);
-    std::vector<int32_t> window(T, 0);
-    std::copy(ids.end() - len, ids.end(), window.begin());
-    cpu->copy_from_host(tokens, window.data());
-    model->stage().forward(*cpu, 0, tokens, Tensor{}, Tensor{}, Tensor{}, DropoutKey{}, false, 0.0f);
-    Tensor row = model->stage().logits(0).view({T, cfg.model.padded_vocab()}).slice_rows(len - 1, 1);
     const double u = philox::uniform(static_cast<uint64_t>(seed), 0, static_cast<uint64_t>(n));
-    const int32_t next = sample_token(tensor_to_host_f64(*cpu, row), V, temperature, top_k, u);
+    const int32_t next = sample_token(tensor_to_host_f64(*cpu, logits), V, temperature, top_k, u);
     if (next == tok->eod_id()) break;
-    ids.push_back(next);
     out.push_back(next);
+    context.push_back(next);
+    if (pos == T) {  // context full: keep the newest half, positions from 0 again
+      context.erase(context.begin(), context.end() - T / 2);
+      pos = 0;
+      for (size_t i = 0; i + 1 < context.size(); ++i) feed(context[i]);
+    }
+    feed(next);
   }
   std::printf("%s%s\n", prompt.c_str(), tok->decode(out.data(), out.size()).c_str());
   return 0;

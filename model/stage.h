@@ -76,6 +76,13 @@ class Stage {
   Tensor backward(Device& dev, int slot, Tensor tokens, Tensor dout, const DropoutKey& key,
                   const std::function<void(int64_t)>& block_done = {});
 
+  // Incremental decoding for generation (the whole model on one rank, no tensor parallelism):
+  // layout_decode carves key/value caches for seq_len positions and one-token buffers; each
+  // decode() call runs one token at position `pos` (0, 1, 2, ... since the last reset; earlier
+  // positions come from the caches) and returns its logits (1, Vp). O(pos) work per token.
+  void layout_decode(Arena& arena, DType dtype);
+  Tensor decode(Device& dev, Tensor token, int64_t pos);
+
   Tensor input(int slot) const;   // stream entering this stage (receive buffer)
   Tensor output(int slot) const;  // stream leaving this stage
   Tensor grad_output() const;     // receive buffer for d(output) (pass it to backward)
@@ -153,6 +160,14 @@ class Stage {
   void attention_forward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor out_partial);
   void attention_backward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor dout);
 
+  struct DecodeState {
+    std::vector<Tensor> k, v;         // per layer: (seq_len, kv_heads*HS) caches
+    BlockActs a;                      // one token's activations, shared by the layers
+    Tensor x, y, proj, mlp;           // (1,1,C): stream in / out, attention and MLP outputs
+    Tensor emb, emb_mean, emb_rstd;   // before the embedding norm
+    Tensor lnf, lnf_mean, lnf_rstd, logits;  // (1,1,C) ... (1,1,Vp)
+  };
+
   ModelConfig cfg_;
   StageSpec spec_;
   TensorSlice tp_;
@@ -165,6 +180,7 @@ class Stage {
   std::vector<BlockParams> blocks_;
   std::vector<SlotActs> slots_;
   Scratch scratch_;
+  DecodeState dec_;
 };
 
 // The whole model as one stage (pp = 1).

@@ -139,6 +139,14 @@ void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tenso
     TS_CUDA_CASE(attention_backward, dqkv, dout, qkv, out, aux, heads)
   }
 }
+void attention_decode(Device& dev, Tensor out, Tensor qkv_row, Tensor kcache, Tensor vcache,
+                      int64_t len, const AttentionHeads& heads) {
+  switch (impl_of(dev, out)) {
+    case Impl::cpu_f32: return cpu::attention_decode<float>(out, qkv_row, kcache, vcache, len, heads);
+    case Impl::cpu_f64: return cpu::attention_decode<double>(out, qkv_row, kcache, vcache, len, heads);
+    case Impl::cuda: TS_ASSERT(false, "attention_decode runs on the CPU (generation)"); return;
+  }
+}
 void add(Device& dev, Tensor out, Tensor a, Tensor b) { TS_DISPATCH(add, out, out, a, b); }
 void add_inplace(Device& dev, Tensor acc, Tensor x) { TS_DISPATCH(add_inplace, acc, acc, x); }
 void dropout_forward(Device& dev, Tensor out, Tensor in, float p, uint64_t seed, uint64_t stream,

@@ -96,6 +96,13 @@ void attention_forward(Device& dev, Tensor out, Tensor aux, Tensor qkv, const At
 void attention_backward(Device& dev, Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor aux,
                         const AttentionHeads& heads);
 
+// Incremental decoding: the query of one new token against cached keys and values. qkv_row
+// (1,width) is the token's packed row (only its q part is read); kcache, vcache (S,kv_heads*HS)
+// hold the keys/values of positions [0, len), the new token's at len - 1; out (1,q_heads*HS).
+// CPU only (generation runs on the CPU).
+void attention_decode(Device& dev, Tensor out, Tensor qkv_row, Tensor kcache, Tensor vcache,
+                      int64_t len, const AttentionHeads& heads);
+
 // out = a + b (all same shape). out may alias a or b.
 void add(Device& dev, Tensor out, Tensor a, Tensor b);
 // acc += x.

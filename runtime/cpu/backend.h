@@ -40,6 +40,9 @@ void attention_forward(Tensor out, Tensor probs, Tensor qkv, const ops::Attentio
 template <typename T>
 void attention_backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor probs,
                         const ops::AttentionHeads& heads);
+template <typename T>
+void attention_decode(Tensor out, Tensor qkv_row, Tensor kcache, Tensor vcache, int64_t len,
+                      const ops::AttentionHeads& heads);
 template <typename T> void add(Tensor out, Tensor a, Tensor b);
 template <typename T> void add_inplace(Tensor acc, Tensor x);
 template <typename T>

@@ -1,6 +1,7 @@
 // CPU backend: the components that distinguish the model families — exact GELU, SwiGLU,
 // RMSNorm and rotary position embedding. Written in T like ops_layers.cpp, so float trains and
 // double serves the reference and the finite-difference checks.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -142,6 +143,38 @@ void rope(Tensor qkv, const ops::AttentionHeads& heads, int64_t rotary_dims, flo
     }
 }
 
+template <typename T>
+void attention_decode(Tensor out, Tensor qkv_row, Tensor kcache, Tensor vcache, int64_t len,
+                      const ops::AttentionHeads& heads) {
+  const int64_t NH = heads.q_heads, KV = heads.kv_heads, HS = heads.head_size, group = NH / KV;
+  TS_ASSERT(len >= 1 && len <= kcache.dim(0) && kcache.cols() == KV * HS, "attention_decode: shapes");
+  const T scale = T(1) / std::sqrt(static_cast<T>(HS));
+  const T *q = qkv_row.ptr<T>(), *K = kcache.ptr<T>(), *V = vcache.ptr<T>();
+  T* o = out.ptr<T>();
+  const int64_t t = len - 1;  // the query's position
+  std::vector<T> p(static_cast<size_t>(len));
+  for (int64_t h = 0; h < NH; ++h) {
+    const int64_t g = h / group;
+    const T slope = heads.alibi_heads > 0
+                        ? static_cast<T>(ops::alibi_slope(heads.alibi_first_head + h, heads.alibi_heads))
+                        : T(0);
+    T maxv = -INFINITY;
+    for (int64_t s = 0; s < len; ++s) {
+      T dot = 0;
+      for (int64_t i = 0; i < HS; ++i) dot += q[h * HS + i] * K[s * KV * HS + g * HS + i];
+      p[s] = dot * scale - slope * static_cast<T>(t - s);
+      maxv = std::max(maxv, p[s]);
+    }
+    T sum = 0;
+    for (int64_t s = 0; s < len; ++s) sum += p[s] = std::exp(p[s] - maxv);
+    for (int64_t i = 0; i < HS; ++i) {
+      T acc = 0;
+      for (int64_t s = 0; s < len; ++s) acc += p[s] * V[s * KV * HS + g * HS + i];
+      o[h * HS + i] = acc / sum;
+    }
+  }
+}
+
 #define TS_INSTANTIATE(T)                                                                   \
   template void gelu_exact_forward<T>(Tensor, Tensor);                                      \
   template void gelu_exact_backward<T>(Tensor, Tensor, Tensor);                             \
@@ -149,7 +182,9 @@ void rope(Tensor qkv, const ops::AttentionHeads& heads, int64_t rotary_dims, flo
   template void swiglu_backward<T>(Tensor, Tensor, Tensor);                                 \
   template void rmsnorm_forward<T>(Tensor, Tensor, Tensor, Tensor, float);                  \
   template void rmsnorm_backward<T>(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);        \
-  template void rope<T>(Tensor, const ops::AttentionHeads&, int64_t, float, int64_t, bool);
+  template void rope<T>(Tensor, const ops::AttentionHeads&, int64_t, float, int64_t, bool);      \
+  template void attention_decode<T>(Tensor, Tensor, Tensor, Tensor, int64_t,                    \
+                                    const ops::AttentionHeads&);
 TS_INSTANTIATE(float)
 TS_INSTANTIATE(double)
 

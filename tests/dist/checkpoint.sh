@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checkpoints under mpirun (CPU backend).
 #
-# usage: checkpoint.sh TESSERA SRC_DIR layouts|bitwise|crash|errors
+# usage: checkpoint.sh TESSERA SRC_DIR layouts|bitwise|crash|errors [FAMILY]
 #   layouts: stop a tp 2 x pp 2 x dp 2 (ZeRO-1, sequence parallel, interleaved) run at step 10
 #            with a checkpoint, continue it under the same layout (the reference) and under
 #            every layout of world <= 4; losses and final weights match to 1e-5
@@ -13,16 +13,21 @@
 #            save are one-line errors (exit 2); "auto" falls back to the previous checkpoint, or
 #            to step 0 exactly as a fresh run when the only checkpoint is corrupt;
 #            SIGTERM and SIGINT stop a run with a checkpoint and exit 0
+#   FAMILY:  gpt2 (default), llama (8 heads, 4 key/value heads), neox, bloom
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
 MODE=${3:-layouts}
+FAMILY=${4:-gpt2}
 source "$SRC/tests/lib.sh"
+HEADS="n_head = 4"
+[ "$FAMILY" = llama ] && HEADS=$'n_head = 8\nn_kv_head = 4'
 cat > ck.toml <<TOML
 [model]
+family = "$FAMILY"
 n_layer = 8
 d_model = 32
-n_head = 4
+$HEADS
 seq_len = 16
 dropout = 0.1
 [train]

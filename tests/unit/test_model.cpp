@@ -209,3 +209,34 @@ TEST(Model, InitialisationOfAShardEqualsTheSliceOfTheWhole) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// Generation's incremental decoding (key/value caches, one token at a time) gives the logits
+// the training forward gives for the whole sequence, at every position, for every family.
+class ModelDecode : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelDecode, CachedDecodingEqualsTheFullForward) {
+  Tiny t(0.0, Recompute::none, GetParam());
+  t.loss(false);  // forward only: the logits of both samples stay in place
+  const int64_t T = t.cfg.seq_len, Vp = t.cfg.padded_vocab();
+  const std::vector<double> full = tensor_to_host_f64(*t.dev, t.model->stage().logits(0));
+  Arena measure("decode", DeviceKind::cpu);
+  t.model->stage().layout_decode(measure, DType::f64);
+  Arena arena("decode", *t.dev, measure.used());
+  t.model->stage().layout_decode(arena, DType::f64);
+  for (int64_t b = 0; b < t.B; ++b)
+    for (int64_t pos = 0; pos < T; ++pos) {
+      int32_t id = t.tok[b * T + pos];
+      const Tensor token{&id, DType::i32, DeviceKind::cpu, {1, 1}};
+      const std::vector<double> row = tensor_to_host_f64(*t.dev, t.model->stage().decode(*t.dev, token, pos));
+      for (int64_t v = 0; v < t.cfg.vocab_size; ++v)
+        ASSERT_NEAR(row[v], full[(b * T + pos) * Vp + v], 1e-10) << "sample " << b << " position " << pos;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelDecode, ::testing::Values("gpt2", "llama", "neox", "bloom"));
+
+}  // namespace
+}  // namespace tessera
