@@ -1,7 +1,8 @@
-// parity_dump: trains a tiny GPT-2 on the CPU in fp32 for a few AdamW steps and writes
-// everything an independent implementation needs to reproduce the run into one HDF5 file,
-// for tests/reference/torch_parity.py:
-//   /config              attributes: model shape, optimizer settings, steps, micro-batches
+// parity_dump: trains a tiny model of one family (gpt2, llama, neox, bloom) on the CPU in fp32
+// for a few AdamW steps and writes everything an independent implementation needs to
+// reproduce the run into one HDF5 file, for tests/reference/torch_parity.py:
+//   /config              attributes: model shape and components (family, norm, position,
+//                        activation, residual, ...), optimizer settings, steps, micro-batches
 //   /inputs, /targets    (steps, micro, B, T) i32; targets are the inputs shifted by one
 //   /init/<param>        weights before step 1 (f32, global shape, registry names)
 //   /grads/<param>       gradients of step 1, summed over its micro-batches, before clipping
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/hdf5.h"
 #include "model/init.h"
 #include "model/instance.h"
 #include "optim/adamw.h"
@@ -38,8 +40,14 @@ struct ParityRun {
   uint64_t seed = 1234;
 };
 
-ParityRun parity_run_default() {
+// Each family's preset on a small shape chosen to exercise its components: grouped-query
+// heads for llama (4 query heads over 2 key/value heads), a head size of 16 for neox so that
+// its 25% rotary share is 4 dimensions (two pairs: 2 would make rotate-half and interleaved
+// pairing the same, and leave one frequency, theta^0, whatever the exponent's denominator),
+// and 6 heads for bloom (ALiBi slopes for a head count that is not a power of two).
+ParityRun parity_run_for(const std::string& family) {
   ParityRun r;
+  if (!model_apply_family(r.model, family)) throw UserError("unknown family '" + family + "'");
   r.model.n_layer = 2;
   r.model.d_model = 64;
   r.model.n_head = 4;
@@ -52,9 +60,18 @@ ParityRun parity_run_default() {
   r.optim.beta1 = 0.9;
   r.optim.beta2 = 0.95;
   r.optim.eps = 1e-8;
-  // The gradient norm of this run is about 0.56 in the first steps and 0.49 in the last, so
-  // 0.5 clips some steps and not others (the dump records which; the script checks both).
+  // A clip threshold between the run's largest and smallest gradient norms clips some steps
+  // and not others (the dump records which; the script checks both). GPT-2's and NeoX's norms
+  // are about 0.56 in the first steps and 0.49 in the last.
   r.optim.grad_clip = 0.5;
+  if (family == "llama") {
+    r.model.n_kv_head = 2;
+    r.optim.grad_clip = 0.795;  // norms 0.78 to 0.81
+  } else if (family == "bloom") {
+    r.model.d_model = 48;
+    r.model.n_head = 6;
+    r.optim.grad_clip = 0.603;  // norms 0.598 to 0.605
+  }
   return r;
 }
 
@@ -138,8 +155,8 @@ void perturb_norms_and_biases(Device& dev, ParamRegistry& registry, uint64_t see
 }
 
 // Runs the training and writes the file at `path` (closed on return).
-void parity_dump_write(const std::string& path) {
-  const ParityRun run = parity_run_default();
+void parity_dump_write(const std::string& path, const std::string& family) {
+  const ParityRun run = parity_run_for(family);
   const ModelConfig& m = run.model;
   const int64_t B = run.micro_batch, T = m.seq_len, M = run.micro_steps;
   auto dev = Device::create(DeviceKind::cpu);
@@ -178,13 +195,26 @@ void parity_dump_write(const std::string& path) {
   H5 file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   {
     H5 cfg(H5Gcreate2(file.get(), "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5::write_string_attr(cfg.get(), "family", m.family);
     write_i64_attr(cfg.get(), "n_layer", m.n_layer);
     write_i64_attr(cfg.get(), "d_model", m.d_model);
     write_i64_attr(cfg.get(), "n_head", m.n_head);
+    write_i64_attr(cfg.get(), "n_kv_head", m.kv_heads());
+    write_i64_attr(cfg.get(), "d_ff", m.ff());
     write_i64_attr(cfg.get(), "seq_len", m.seq_len);
     write_i64_attr(cfg.get(), "vocab_size", m.vocab_size);
     write_i64_attr(cfg.get(), "padded_vocab", m.padded_vocab());
-    write_f64_attr(cfg.get(), "layernorm_eps", m.norm_eps);
+    h5::write_string_attr(cfg.get(), "norm", m.norm);
+    write_f64_attr(cfg.get(), "norm_eps", m.norm_eps);
+    write_i64_attr(cfg.get(), "bias", m.has_linear_bias());
+    write_i64_attr(cfg.get(), "qkv_bias", m.has_qkv_bias());
+    h5::write_string_attr(cfg.get(), "position", m.position);
+    write_f64_attr(cfg.get(), "rope_theta", m.rope_theta);
+    write_i64_attr(cfg.get(), "rotary_dims", m.rotary_dims());
+    h5::write_string_attr(cfg.get(), "activation", m.activation);
+    h5::write_string_attr(cfg.get(), "residual", m.residual);
+    write_i64_attr(cfg.get(), "embedding_norm", m.embedding_norm);
+    write_i64_attr(cfg.get(), "tie_embeddings", m.tie_embeddings);
     write_i64_attr(cfg.get(), "micro_batch", B);
     write_i64_attr(cfg.get(), "micro_steps", M);
     write_i64_attr(cfg.get(), "steps", run.steps);
@@ -194,6 +224,8 @@ void parity_dump_write(const std::string& path) {
     write_f64_attr(cfg.get(), "beta2", run.optim.beta2);
     write_f64_attr(cfg.get(), "eps", run.optim.eps);
     write_f64_attr(cfg.get(), "grad_clip", run.optim.grad_clip);
+    write_i64_attr(cfg.get(), "decay_embeddings", run.optim.decay_embeddings);
+    write_i64_attr(cfg.get(), "decay_norms_and_biases", run.optim.decay_norms_and_biases);
   }
   const std::vector<hsize_t> token_dims = {static_cast<hsize_t>(run.steps), static_cast<hsize_t>(M),
                                            static_cast<hsize_t>(B), static_cast<hsize_t>(T)};
@@ -243,13 +275,14 @@ void parity_dump_write(const std::string& path) {
 }  // namespace tessera
 
 int main(int argc, char** argv) {
-  if (argc != 2 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: parity_dump OUT.h5\n");
+  if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+    std::fprintf(stderr, "usage: parity_dump OUT.h5 [gpt2|llama|neox|bloom]\n");
     return 2;
   }
   const std::string path = argv[1], tmp = path + ".partial";
+  const std::string family = argc == 3 ? argv[2] : "gpt2";
   try {
-    tessera::parity_dump_write(tmp);  // a file exists under its name only once complete
+    tessera::parity_dump_write(tmp, family);  // a file exists under its name only once complete
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw tessera::UserError("cannot rename " + tmp + " to " + path);
     std::printf("wrote %s\n", path.c_str());
