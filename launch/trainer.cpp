@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 
 #include <unistd.h>
@@ -256,14 +257,15 @@ StepResult Trainer::train_step(int64_t step) {
   for (const Communicator* c : {comms_.tp.get(), comms_.dp.get(), comms_.embedding.get(), comms_.world.get()})
     exposed += c->stats().total_wait_ms();
   const double compute = std::max(0.0, r.step_ms - data_ms - exposed - pipe.p2p.wait_ms);
-  double sums[8] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms,
-                    signals_received() ? 1.0 : 0.0};
-  save_flags(sums + 6);
-  world_sum(sums, 8);
-  std::copy(sums + 5, sums + 8, r.control);
+  // One sum over the world carries the loss, the time split and the control counts.
+  const SaveProgress save = save_progress();
+  double totals[] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms,
+                     signals_received() ? 1.0 : 0.0, save.done, save.failed};
+  world_sum(totals, std::size(totals));
   const int world = topology_.world();
-  r.loss = sums[0] / static_cast<double>(t.global_batch * T);
-  r.split = {sums[1] / world, sums[2] / world, sums[3] / world, sums[4] / world};
+  r.loss = totals[0] / static_cast<double>(t.global_batch * T);
+  r.split = {totals[1] / world, totals[2] / world, totals[3] / world, totals[4] / world};
+  r.control = {totals[5], {totals[6], totals[7]}};
   const Communicator* axes[4] = {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(), comms_.embedding.get()};
   for (int a = 0; a < 4; ++a) r.comm_bytes[a] = axes[a]->stats().total_bytes();
   const double tokens = static_cast<double>(t.global_batch * T);
@@ -453,10 +455,10 @@ StepResult Trainer::run() {
                                 std::to_string(step + 1) + " (lower optim.lr?)",
                     rank_ == 0);
     if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
-    if (save_phase_ != SavePhase::none) advance_save(last.control + 1);
+    if (save_phase_ != SavePhase::none) advance_save(last.control.save);
     const bool last_step = step + 1 == cfg_.train.steps;
     // A signal reached some rank (all see the sum and stop together), or train.stop_at.
-    const bool stop = (last.control[0] > 0 || step + 1 == cfg_.train.stop_at) && !last_step;
+    const bool stop = (last.control.signalled > 0 || step + 1 == cfg_.train.stop_at) && !last_step;
 
     const bool eval_due = cfg_.train.eval_every && (step + 1) % cfg_.train.eval_every == 0;
     if (!valid_.empty() && !stop && (eval_due || last_step)) {
@@ -470,9 +472,9 @@ StepResult Trainer::run() {
       if (rank_ == 0)
         log_info("stopped by %s after step %lld; checkpoint: %s/%s (continue with "
                  "checkpoint.resume = \"auto\")",
-                 last.control[0] > 0 ? "a signal" : "train.stop_at", static_cast<long long>(step + 1), ck.root(cfg_.log.dir).c_str(),
+                 last.control.signalled > 0 ? "a signal" : "train.stop_at", static_cast<long long>(step + 1), ck.root(cfg_.log.dir).c_str(),
                  checkpoint_dir_name(step + 1).c_str());
-      record_launch_end(last.control[0] > 0 ? "stopped by a signal" : "stopped at train.stop_at", step + 1);
+      record_launch_end(last.control.signalled > 0 ? "stopped by a signal" : "stopped at train.stop_at", step + 1);
       return last;
     }
   }

@@ -32,15 +32,24 @@ struct StepSplit {
   double data = 0, compute = 0, exposed_comm = 0, bubble = 0;
 };
 
+// Ranks whose checkpoint work is done / failed (summed over the world).
+struct SaveProgress {
+  double done = 0, failed = 0;
+};
+// Summed over the world with the loss: ranks that received a stop signal, and the save's
+// progress.
+struct StepControl {
+  double signalled = 0;
+  SaveProgress save;
+};
+
 struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0;
   double step_ms = 0;
   double tokens_per_s = 0, mfu = 0;
   StepSplit split;            // mean over ranks
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
-  // Summed over the world with the loss: ranks that received a stop signal, ranks whose
-  // checkpoint work is done, ranks whose checkpoint work failed.
-  double control[3] = {};
+  StepControl control;
 };
 
 class Trainer {
@@ -99,8 +108,8 @@ class Trainer {
   // Returns when (now_s) this rank's reads and checksums ended.
   double load_checkpoint(const CheckpointReader& reader);
   void save_checkpoint(int64_t step, bool async);
-  void save_flags(double* done_failed) const;
-  void advance_save(const double* done_failed);  // summed over the world
+  SaveProgress save_progress() const;  // this rank's
+  void advance_save(const SaveProgress& world_progress);
   void drain_save();
   CheckpointMeta checkpoint_meta(int64_t step) const;
   // "world 4 = dp 2 x pp 1 x tp 2, zero 1, schedule 1f1b, ...": checkpoints and launch records.

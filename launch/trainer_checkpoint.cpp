@@ -109,9 +109,8 @@ CheckpointMeta Trainer::checkpoint_meta(int64_t step) const {
   return m;
 }
 
-void Trainer::save_flags(double* done_failed) const {
-  done_failed[0] = jobs_->idle() ? 1.0 : 0.0;
-  done_failed[1] = jobs_->error().empty() ? 0.0 : 1.0;
+SaveProgress Trainer::save_progress() const {
+  return {jobs_->idle() ? 1.0 : 0.0, jobs_->error().empty() ? 0.0 : 1.0};
 }
 
 // Starts saving the state after `step` steps: the rank's pieces are copied to host buffers
@@ -150,10 +149,10 @@ void Trainer::save_checkpoint(int64_t step, bool async) {
 
 // Moves the current save forward once every rank reports its part done; `done_failed` is
 // summed over the world, so every rank takes the same branch.
-void Trainer::advance_save(const double* done_failed) {
+void Trainer::advance_save(const SaveProgress& world_progress) {
   if (save_phase_ == SavePhase::none) return;
   const std::string name = checkpoint_dir_name(save_step_);
-  if (done_failed[1] > 0) {
+  if (world_progress.failed > 0) {
     const bool failed = !jobs_->error().empty();
     const int who = world_ ? world_->first_rank_with(failed) : 0;
     std::string last = "none";
@@ -167,7 +166,7 @@ void Trainer::advance_save(const double* done_failed) {
                       "; training stopped (last complete checkpoint: " + last + ")",
                   rank_ == who);
   }
-  if (done_failed[0] < topology_.world()) return;  // still writing
+  if (world_progress.done < topology_.world()) return;  // still writing
   if (save_phase_ == SavePhase::committing) {
     save_phase_ = SavePhase::none;
     if (rank_ == 0)
@@ -202,10 +201,10 @@ void Trainer::advance_save(const double* done_failed) {
 void Trainer::drain_save() {
   while (save_phase_ != SavePhase::none) {
     jobs_->wait();
-    double flags[2];
-    save_flags(flags);
-    world_sum(flags, 2);
-    advance_save(flags);
+    const SaveProgress mine = save_progress();
+    double counts[] = {mine.done, mine.failed};
+    world_sum(counts, 2);
+    advance_save({counts[0], counts[1]});
   }
 }
 

@@ -71,6 +71,55 @@ TEST(Config, ImpossibleCombinations) {
   EXPECT_NE(error_of("[train]\nmicro_batch = 4\nglobal_batch = 6\n").find("multiple"), std::string::npos);
 }
 
+// A family sets its components; an explicit key wins wherever it stands (before or after
+// family, in the file or on the command line), and the resolved TOML reloads to the same model.
+TEST(Config, FamilyPresetThenExplicitKeys) {
+  const RunConfig a = config_parse("[model]\nn_kv_head = 2\nnorm_eps = 1e-6\nfamily = \"llama\"\n", "a.toml");
+  EXPECT_EQ(a.model.norm, "rmsnorm");
+  EXPECT_EQ(a.model.position, "rope");
+  EXPECT_EQ(a.model.activation, "swiglu");
+  EXPECT_FALSE(a.model.bias);
+  EXPECT_FALSE(a.model.tie_embeddings);
+  EXPECT_EQ(a.model.n_kv_head, 2);
+  EXPECT_EQ(a.model.norm_eps, 1e-6);
+  const RunConfig b = config_load("", {"model.family=neox", "model.residual=sequential"});
+  EXPECT_EQ(b.model.rope_fraction, 0.25);
+  EXPECT_EQ(b.model.activation, "gelu");
+  EXPECT_EQ(b.model.residual, "sequential");
+  const RunConfig c = config_load("", {"model.rope_fraction=0.5", "model.family=neox"});
+  EXPECT_EQ(c.model.rope_fraction, 0.5) << "an explicit key before the family still wins";
+  const RunConfig d = config_load("", {"model.family=bloom"});
+  EXPECT_TRUE(d.model.embedding_norm);
+  EXPECT_EQ(d.model.position, "alibi");
+  for (const RunConfig& x : {a, b, c, d}) {
+    const RunConfig back = config_parse(config_to_toml(x), "resolved");
+    EXPECT_EQ(config_to_toml(back), config_to_toml(x));
+  }
+  // Configs written before the components existed name the norm's epsilon layernorm_eps.
+  EXPECT_EQ(config_parse("[model]\nlayernorm_eps = 1e-6\n", "old").model.norm_eps, 1e-6);
+  EXPECT_EQ(config_load("", {}).model.position, "learned") << "the default stays GPT-2";
+}
+
+TEST(Config, ComponentCombinationsThatMakeNoSense) {
+  EXPECT_NE(error_of("[model]\nn_head = 4\nn_kv_head = 3\n").find("n_kv_head = 3 does not divide model.n_head = 4"),
+            std::string::npos);
+  EXPECT_NE(error_of("[model]\nposition = \"rope\"\nrope_fraction = 0.0\n").find("rope_fraction must be in (0, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of("[model]\nposition = \"rope\"\nrope_fraction = 1.5\n").find("out of range"), std::string::npos);
+  // d_model 128 / 4 heads = 32; 0.1 of it is 3.2 dimensions, 0.0625 is 2, 0.09375 is 3 (odd).
+  EXPECT_NE(error_of("[model]\nposition = \"rope\"\nrope_fraction = 0.1\n").find("even whole number"), std::string::npos);
+  EXPECT_NE(error_of("[model]\nposition = \"rope\"\nrope_fraction = 0.09375\n").find("even whole number"), std::string::npos);
+  EXPECT_EQ(error_of("[model]\nposition = \"rope\"\nrope_fraction = 0.0625\n"), "");
+  EXPECT_NE(error_of("[model]\nfamily = \"gpt3\"\n").find("allowed: gpt2, llama, neox, bloom"), std::string::npos);
+  EXPECT_NE(error_of("[model]\nactivation = \"relu\"\n").find("allowed: gelu_tanh, gelu, swiglu"), std::string::npos);
+  EXPECT_NE(error_of("[model]\nd_model = 96\nn_head = 8\n[train]\ndevice = \"cuda\"\nprecision = \"bf16\"\n")
+                .find("head size d_model / n_head = 12"),
+            std::string::npos);
+  EXPECT_NE(error_of("[model]\nd_model = 1088\nn_head = 2\n[train]\ndevice = \"cuda\"\nprecision = \"bf16\"\n")
+                .find("at most 256"),
+            std::string::npos);
+}
+
 TEST(Config, SyntaxErrorHasLine) {
   const std::string e = error_of("[train]\nsteps = = 3\n");
   EXPECT_NE(e.find(":2:"), std::string::npos) << e;
