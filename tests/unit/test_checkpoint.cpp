@@ -87,8 +87,14 @@ TEST(CheckpointSlices, PiecesCoverAFlatRangeExactlyAndMapToGlobalIndices) {
   for (int trial = 0; trial < 400; ++trial) {
     const Shape g = shapes[trial % 5];
     const int sd = static_cast<int>(rng() % g.rank);
-    const int64_t parts = (g[sd] % 6 == 0 && rng() % 2) ? 3 : 1;
-    const int tp = (g[sd] / parts) % 2 == 0 ? 2 : 1;
+    // Equal parts (q | k | v of multi-head attention), or unequal ones (grouped-query: 2 q
+    // heads per k/v head), or one part.
+    const int kind = static_cast<int>(rng() % 3);
+    std::vector<int64_t> parts;
+    if (kind == 1 && g[sd] % 6 == 0) parts = {g[sd] / 3, g[sd] / 3, g[sd] / 3};
+    if (kind == 2 && g[sd] % 8 == 0) parts = {g[sd] / 2, g[sd] / 4, g[sd] / 4};
+    Param probe = make_param("t", g, sd, parts, 1, 0);
+    const int tp = param_shard_divides(probe, 2) ? 2 : 1;
     const Param p = make_param("t", g, sd, parts, tp, static_cast<int>(rng() % tp));
     const int64_t n = p.local_shape.numel();
     const int64_t lo = static_cast<int64_t>(rng() % n), hi = lo + 1 + static_cast<int64_t>(rng() % (n - lo));
@@ -102,6 +108,15 @@ TEST(CheckpointSlices, PiecesCoverAFlatRangeExactlyAndMapToGlobalIndices) {
     }
     ASSERT_EQ(static_cast<int64_t>(got.size()), hi - lo) << "trial " << trial;
     std::sort(got.begin(), got.end());
+    // A rank's local part j is rows [rank * n_j / tp, (rank + 1) * n_j / tp) of global part j.
+    if (!parts.empty() && tp == 2 && sd == 0 && g.rank == 2) {
+      int64_t local = 0, global = 0;
+      for (int64_t n : parts) {
+        for (int64_t r = 0; r < n / 2; ++r)
+          ASSERT_EQ(param_global_index(p, (local + r) * g[1]) / g[1], global + p.shard_rank * (n / 2) + r);
+        local += n / 2, global += n;
+      }
+    }
     for (int64_t i = lo; i < hi; ++i) {
       ASSERT_EQ(got[i - lo].first, 1000 + (i - lo)) << "buffer element covered twice or never";
       ASSERT_EQ(got[i - lo].second, param_global_index(p, i)) << "trial " << trial << " element " << i;
