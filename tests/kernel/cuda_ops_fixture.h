@@ -75,6 +75,38 @@ inline void expect_close(const std::string& what, const std::vector<float>& got,
                     << (worst >= 0 ? want[worst] : 0.0f);
 }
 
+// Reference softmax statistics (B, q_heads, T): the row log-sum-exp of the scaled causal scores
+// plus the ALiBi bias, in double, for qkv (B, T, heads.width()) laid out as ops.h says.
+inline std::vector<float> attention_lse(const std::vector<float>& qkv, int64_t B, int64_t T,
+                                        const ops::AttentionHeads& heads) {
+  const int64_t NH = heads.q_heads, HS = heads.head_size, W = heads.width();
+  const int64_t group = NH / heads.kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
+  std::vector<float> lse(B * NH * T);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < NH; ++h) {
+      const double slope = heads.alibi_heads > 0
+                               ? ops::alibi_slope(heads.alibi_first_head + h, heads.alibi_heads)
+                               : 0.0;
+      const int64_t q_col = h * HS, k_col = (NH + h / group) * HS;
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> s(t + 1);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j <= t; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < HS; ++d)
+            dot += double{qkv[(b * T + t) * W + q_col + d]} * qkv[(b * T + j) * W + k_col + d];
+          s[j] = dot * scale - slope * static_cast<double>(t - j);
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (double x : s) sum += std::exp(x - mx);
+        lse[(b * NH + h) * T + t] = static_cast<float>(mx + std::log(sum));
+      }
+    }
+  return lse;
+}
+
 class CudaOps : public ::testing::Test {
  protected:
   void TearDown() override {

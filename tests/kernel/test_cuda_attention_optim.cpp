@@ -10,60 +10,34 @@ namespace {
 
 using namespace kernel_test;
 
-
-// Reference log-sum-exp of the scaled causal scores, to check cuDNN's statistics layout.
-std::vector<float> attention_lse(const std::vector<float>& qkv, int64_t B, int64_t T, int64_t NH,
-                                 int64_t HS) {
-  const int64_t C = NH * HS;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
-  std::vector<float> lse(B * NH * T);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < NH; ++h)
-      for (int64_t t = 0; t < T; ++t) {
-        std::vector<double> s(t + 1);
-        double mx = -INFINITY;
-        for (int64_t j = 0; j <= t; ++j) {
-          double dot = 0;
-          for (int64_t d = 0; d < HS; ++d)
-            dot += double{qkv[(b * T + t) * 3 * C + h * HS + d]} *
-                   qkv[(b * T + j) * 3 * C + C + h * HS + d];
-          s[j] = dot * scale;
-          mx = std::max(mx, s[j]);
-        }
-        double sum = 0;
-        for (double x : s) sum += std::exp(x - mx);
-        lse[(b * NH + h) * T + t] = static_cast<float>(mx + std::log(sum));
-      }
-  return lse;
-}
-
 TEST_F(CudaOps, AttentionForwardBackward) {
   if (tessera::cuda_device_count() == 0)
     GTEST_SKIP() << "no CUDA GPU visible: CUDA op test not run";
   const int64_t B = 2, T = 128, NH = 4, HS = 64, C = NH * HS;  // a flash-supported size
+  const ops::AttentionHeads heads{NH, NH, HS};  // GQA and ALiBi: test_cuda_attention_heads.cpp
   const auto qkv = random_values(B * T * 3 * C, 60), dout = random_values(B * T * C, 61);
 
   const ops::AuxSpec c_spec = ops::attention_aux_shape(DeviceKind::cpu, DType::f32, B, T, NH);
   Tensor c_qkv = cpu_f32({B, T, 3 * C}, qkv), c_out = alloc(cpu(), {B, T, C}, DType::f32);
   Tensor c_aux = alloc(cpu(), c_spec.shape, c_spec.dtype);
   Tensor c_dqkv = alloc(cpu(), {B, T, 3 * C}, DType::f32);
-  ops::attention_forward(cpu(), c_out, c_aux, c_qkv, NH);
-  ops::attention_backward(cpu(), c_dqkv, cpu_f32({B, T, C}, dout), c_qkv, c_out, c_aux, NH);
+  ops::attention_forward(cpu(), c_out, c_aux, c_qkv, heads);
+  ops::attention_backward(cpu(), c_dqkv, cpu_f32({B, T, C}, dout), c_qkv, c_out, c_aux, heads);
 
   const ops::AuxSpec g_spec = ops::attention_aux_shape(DeviceKind::cuda, DType::bf16, B, T, NH);
   ASSERT_EQ(g_spec.dtype, DType::f32);
   Tensor g_qkv = gpu_bf16({B, T, 3 * C}, qkv), g_out = alloc(gpu(), {B, T, C}, DType::bf16);
   Tensor g_aux = alloc(gpu(), g_spec.shape, g_spec.dtype);
   Tensor g_dqkv = alloc(gpu(), {B, T, 3 * C}, DType::bf16);
-  ops::attention_forward(gpu(), g_out, g_aux, g_qkv, NH);
+  ops::attention_forward(gpu(), g_out, g_aux, g_qkv, heads);
   const auto out_first = gpu_get(g_out);
-  ops::attention_forward(gpu(), g_out, g_aux, g_qkv, NH);  // second call: cached graph
-  ops::attention_backward(gpu(), g_dqkv, gpu_bf16({B, T, C}, dout), g_qkv, g_out, g_aux, NH);
+  ops::attention_forward(gpu(), g_out, g_aux, g_qkv, heads);  // second call: cached graph
+  ops::attention_backward(gpu(), g_dqkv, gpu_bf16({B, T, C}, dout), g_qkv, g_out, g_aux, heads);
 
   const auto c_out_v = cpu_get(c_out);
   expect_close("attention out", gpu_get(g_out), c_out_v, 2e-2f * max_abs(c_out_v), 2e-2f);
   expect_close("attention out (cached graph)", out_first, gpu_get(g_out), 0.0f, 0.0f);
-  expect_close("attention softmax stats", gpu_get(g_aux), attention_lse(qkv, B, T, NH, HS), 5e-3f,
+  expect_close("attention softmax stats", gpu_get(g_aux), attention_lse(qkv, B, T, heads), 5e-3f,
                1e-3f);
   const auto c_dqkv_v = cpu_get(c_dqkv);
   expect_close("attention dqkv", gpu_get(g_dqkv), c_dqkv_v, 3e-2f * max_abs(c_dqkv_v), 3e-2f);
