@@ -18,7 +18,7 @@ enum DropoutSite { kEmbedding = 0, kAttention = 1, kMlp = 2 };
 }  // namespace
 
 Shape Stage::stream_shape() const {
-  if (tp_.sequence_parallel && tp_.size > 1) return {stream_rows_, cfg_.d_model};
+  if (tp_.splits_sequence()) return {stream_rows_, cfg_.d_model};
   return {shape_.micro_batch, shape_.seq_len, cfg_.d_model};
 }
 
@@ -27,7 +27,7 @@ void Stage::layout_activations(Arena& arena, const RunShape& s) {
   const int64_t B = s.micro_batch, T = s.seq_len, C = cfg_.d_model, N = B * T;
   const int64_t Cl = attn_.q_heads * attn_.head_size, Wl = attn_.width();
   const int64_t Fl = cfg_.ff() / tp_.size, Gl = cfg_.activation == "swiglu" ? 2 * Fl : Fl;
-  const bool sp = tp_.sequence_parallel && tp_.size > 1;
+  const bool sp = tp_.splits_sequence();
   const bool layernorm = cfg_.norm == "layernorm", parallel = cfg_.residual == "parallel";
   TS_ASSERT(!sp || N % tp_.size == 0, "sequence parallel: tokens per micro-batch not divisible by tp");
   stream_rows_ = sp ? N / tp_.size : N;
@@ -119,27 +119,11 @@ uint64_t Stage::dropout_stream(const DropoutKey& key, int64_t layer, int site) c
 void Stage::dropout(Device& dev, Tensor out, Tensor x, const DropoutKey& key, int64_t layer,
                        int site, float p, bool backward) {
   // A sequence-parallel shard is tokens [rank * Ns, (rank + 1) * Ns) of the micro-batch.
-  const bool sp = tp_.sequence_parallel && tp_.size > 1;
+  const bool sp = tp_.splits_sequence();
   const uint64_t offset = sp ? static_cast<uint64_t>(tp_.rank * stream_rows_ * cfg_.d_model) : 0;
   const uint64_t stream = dropout_stream(key, layer, site);
   if (backward) ops::dropout_backward(dev, out, x, p, key.seed, stream, offset);
   else ops::dropout_forward(dev, out, x, p, key.seed, stream, offset);
-}
-
-Tensor Stage::reduce_to_stream(Tensor partial, Tensor stream_buf) {
-  if (tp_.size == 1) return partial;
-  if (tp_.sequence_parallel) {
-    tp_.comm->reduce_scatter(stream_buf, partial);
-    return stream_buf;
-  }
-  tp_.comm->all_reduce(partial);
-  return partial;
-}
-
-Tensor Stage::gather_from_stream(Tensor stream, Tensor full_buf) {
-  if (tp_.size == 1 || !tp_.sequence_parallel) return stream;
-  tp_.comm->all_gather(full_buf, stream);
-  return full_buf;
 }
 
 namespace {
@@ -213,28 +197,28 @@ void Stage::block_forward(Device& dev, int64_t l, const BlockActs& a, Tensor x, 
   const BlockParams& w = blocks_[l];
   const float p = training ? static_cast<float>(cfg_.dropout) : 0.0f;
   const int64_t layer = spec_.first_layer + l;
-  const bool sp = tp_.sequence_parallel && tp_.size > 1;
+  const bool sp = tp_.splits_sequence();
   const bool parallel = cfg_.residual == "parallel";
   norm_forward(dev, sp ? scratch_.ln_s : a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1_w, w.ln1_b);
-  gather_from_stream(sp ? scratch_.ln_s : a.ln1, a.ln1);
+  gather_from_sp(tp_, sp ? scratch_.ln_s : a.ln1, a.ln1);
   attention_forward(dev, a, w, scratch_.proj_full);
   if (parallel) {
     norm_forward(dev, sp ? scratch_.ln_s : a.ln2, a.ln2_mean, a.ln2_rstd, x, w.ln2_w, w.ln2_b);
-    gather_from_stream(sp ? scratch_.ln_s : a.ln2, a.ln2);
+    gather_from_sp(tp_, sp ? scratch_.ln_s : a.ln2, a.ln2);
     mlp_forward(dev, a, w, a.ln2, scratch_.mlp_full);
     ops::add(dev, scratch_.proj_full, scratch_.proj_full, scratch_.mlp_full);
-    Tensor branches = reduce_to_stream(scratch_.proj_full, scratch_.proj_s);
+    Tensor branches = reduce_from_tp(tp_, scratch_.proj_full, scratch_.proj_s);
     dropout(dev, branches, branches, key, layer, kAttention, p, false);
     ops::add(dev, out, x, branches);
     return;
   }
-  Tensor proj = reduce_to_stream(scratch_.proj_full, scratch_.proj_s);
+  Tensor proj = reduce_from_tp(tp_, scratch_.proj_full, scratch_.proj_s);
   dropout(dev, proj, proj, key, layer, kAttention, p, false);
   ops::add(dev, a.res2, x, proj);
   norm_forward(dev, sp ? scratch_.ln_s : a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, w.ln2_w, w.ln2_b);
-  gather_from_stream(sp ? scratch_.ln_s : a.ln2, a.ln2);
+  gather_from_sp(tp_, sp ? scratch_.ln_s : a.ln2, a.ln2);
   mlp_forward(dev, a, w, a.ln2, scratch_.proj_full);
-  proj = reduce_to_stream(scratch_.proj_full, scratch_.proj_s);
+  proj = reduce_from_tp(tp_, scratch_.proj_full, scratch_.proj_s);
   dropout(dev, proj, proj, key, layer, kMlp, p, false);
   ops::add(dev, out, a.res2, proj);
 }
@@ -250,20 +234,20 @@ void Stage::block_backward(Device& dev, int64_t l, const BlockActs& a, Tensor x,
   const bool parallel = cfg_.residual == "parallel";
   // MLP branch (its input is x under the parallel residual, res2 otherwise).
   dropout(dev, s.dbranch_s, dres, key, layer, parallel ? kAttention : kMlp, p, true);
-  Tensor dbranch = gather_from_stream(s.dbranch_s, s.dbranch_full);
+  Tensor dbranch = gather_from_sp(tp_, s.dbranch_s, s.dbranch_full);
   const Tensor mlp_in = parallel ? x : a.res2;
   mlp_backward(dev, a, w, a.ln2, dbranch);
-  Tensor dln = reduce_to_stream(s.dnorm_full, s.dnorm_s);
+  Tensor dln = reduce_from_tp(tp_, s.dnorm_full, s.dnorm_s);
   norm_backward(dev, s.dx_s, dln, mlp_in, w.ln2_w, w.ln2_b, a.ln2_mean, a.ln2_rstd);
   ops::add_inplace(dev, dres, s.dx_s);
   // Attention branch: the parallel residual's branches share one gradient (dbranch, which
   // the MLP's backward left intact); the sequential one takes d(res2).
   if (!parallel) {
     dropout(dev, s.dbranch_s, dres, key, layer, kAttention, p, true);
-    dbranch = gather_from_stream(s.dbranch_s, s.dbranch_full);
+    dbranch = gather_from_sp(tp_, s.dbranch_s, s.dbranch_full);
   }
   attention_backward(dev, a, w, dbranch);
-  dln = reduce_to_stream(s.dnorm_full, s.dnorm_s);
+  dln = reduce_from_tp(tp_, s.dnorm_full, s.dnorm_s);
   norm_backward(dev, s.dx_s, dln, x, w.ln1_w, w.ln1_b, a.ln1_mean, a.ln1_rstd);
   ops::add_inplace(dev, dres, s.dx_s);
 }
@@ -274,13 +258,13 @@ void Stage::forward(Device& dev, int slot, Tensor tokens, Tensor input, Tensor t
   const float p = training ? static_cast<float>(cfg_.dropout) : 0.0f;
   if (spec_.has_embedding) {
     // Vocabulary-parallel lookup: each rank fills the tokens it owns, the sum completes it.
-    const bool sp = tp_.sequence_parallel && tp_.size > 1;
+    const bool sp = tp_.splits_sequence();
     // With embedding_norm the sum lands in s.emb and the norm writes the stream.
     const Tensor stream = cfg_.embedding_norm ? s.emb : s.residual[0];
     Tensor emb = sp ? scratch_.proj_full : stream.view({shape_.micro_batch, shape_.seq_len, cfg_.d_model});
     ops::encoder_forward(dev, emb, tokens, wte_->value, tp_.rank == 0 ? value_of(wpe_) : Tensor{},
                          tp_.rank * vocab_rows_);
-    reduce_to_stream(emb, stream);
+    reduce_from_tp(tp_, emb, stream);
     if (cfg_.embedding_norm)
       norm_forward(dev, s.residual[0], s.emb_mean, s.emb_rstd, s.emb, emb_ln_w_, emb_ln_b_);
     dropout(dev, s.residual[0], s.residual[0], key, -1, kEmbedding, p, false);
@@ -290,10 +274,10 @@ void Stage::forward(Device& dev, int slot, Tensor tokens, Tensor input, Tensor t
   for (int64_t l = 0; l < spec_.n_layers; ++l)
     block_forward(dev, l, block_acts(slot, l), s.residual[l], s.residual[l + 1], key, training);
   if (!spec_.has_head) return;
-  const bool sp = tp_.sequence_parallel && tp_.size > 1;
+  const bool sp = tp_.splits_sequence();
   Tensor ln = sp ? scratch_.ln_s : s.lnf;
   norm_forward(dev, ln, s.lnf_mean, s.lnf_rstd, s.residual.back(), lnf_w_, lnf_b_);
-  gather_from_stream(ln, s.lnf);
+  gather_from_sp(tp_, ln, s.lnf);
   ops::matmul_forward(dev, s.logits, s.lnf, lm_head_->value, Tensor{});
   if (targets.empty()) return;  // generation: logits only
   head_loss(dev, s, targets, losses, dloss);
@@ -330,7 +314,7 @@ Tensor Stage::backward(Device& dev, int slot, Tensor tokens, Tensor dout, const 
     // logits now hold dlogits (written by the loss in forward). d(lnf) is a partial sum over
     // the vocabulary slices.
     ops::matmul_backward(dev, x.dnorm_full, lm_head_->grad, Tensor{}, s.logits, s.lnf, lm_head_->value);
-    Tensor dln = reduce_to_stream(x.dnorm_full, x.dnorm_s);
+    Tensor dln = reduce_from_tp(tp_, x.dnorm_full, x.dnorm_s);
     norm_backward(dev, dres, dln, s.residual.back(), lnf_w_, lnf_b_, s.lnf_mean, s.lnf_rstd);
   } else if (dout.data != dres.data) {
     ops::convert(dev, dres, dout);
@@ -349,7 +333,7 @@ Tensor Stage::backward(Device& dev, int slot, Tensor tokens, Tensor dout, const 
       norm_backward(dev, x.dx_s, dres, s.emb, emb_ln_w_, emb_ln_b_, s.emb_mean, s.emb_rstd);
       demb = x.dx_s;
     }
-    Tensor d = gather_from_stream(demb, x.dbranch_full);
+    Tensor d = gather_from_sp(tp_, demb, x.dbranch_full);
     ops::encoder_backward(dev, wte_->grad, grad_of(wpe_), d.view({shape_.micro_batch, shape_.seq_len, cfg_.d_model}),
                           tokens, tp_.rank * vocab_rows_);
   }

@@ -10,6 +10,7 @@
 #include "model/config.h"
 #include "model/params.h"
 #include "parallel/comm.h"
+#include "parallel/tensor_parallel.h"
 #include "runtime/arena.h"
 #include "runtime/device.h"
 #include "runtime/ops.h"
@@ -23,17 +24,6 @@ struct StageSpec {
   int64_t n_layers = 0;
   bool has_embedding = true;  // first stage: token (+ position) embedding (+ its norm)
   bool has_head = true;       // last stage: final norm, LM head, loss
-};
-
-// This rank's slice of every layer under tensor parallelism (Megatron-LM style): query and
-// key/value heads and MLP columns (column-parallel QKV and fc, row-parallel projections),
-// vocabulary rows of the embedding and LM head. With sequence parallelism the residual stream
-// (norms, dropout, residual adds) is split along the tokens of the micro-batch instead of
-// replicated.
-struct TensorSlice {
-  int size = 1, rank = 0;
-  bool sequence_parallel = false;
-  Communicator* comm = nullptr;  // the tensor-parallel group; may be null when size == 1
 };
 
 // Shapes the activation arena is sized for.
@@ -136,13 +126,6 @@ class Stage {
                       const DropoutKey& key);
   const BlockActs& block_acts(int slot, int64_t l) const;
   uint64_t dropout_stream(const DropoutKey& key, int64_t layer, int site) const;
-  // Tensor-parallel transitions of the stream (Megatron's mappings, named for the tensor):
-  // partial (N,C) sums -> the reduced stream (all-reduce, or reduce-scatter under sequence
-  // parallelism; returns `partial` itself when it is the stream); stream -> full (N,C) (the
-  // all-gather under sequence parallelism, else the stream itself). The backward of one is the
-  // other.
-  Tensor reduce_to_stream(Tensor partial, Tensor stream_buf);
-  Tensor gather_from_stream(Tensor stream, Tensor full_buf);
   void dropout(Device& dev, Tensor out, Tensor x, const DropoutKey& key, int64_t layer, int site,
                float p, bool backward);
   void head_loss(Device& dev, SlotActs& s, Tensor targets, Tensor losses, float dloss);

@@ -57,7 +57,7 @@ Stage::Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegist
     attn_.alibi_heads = cfg.n_head;
     attn_.alibi_first_head = tp.rank * heads_;
   }
-  const bool sp = tp.sequence_parallel && tp.size > 1;
+  const bool sp = tp.splits_sequence();
   const bool layernorm = cfg.norm == "layernorm", swiglu = cfg.activation == "swiglu";
   // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 L).
   const double std = 0.02, std_res = 0.02 / std::sqrt(2.0 * static_cast<double>(cfg.n_layer));
