@@ -21,6 +21,7 @@
 #include "launch/signals.h"
 #include "model/init.h"
 #include "parallel/mpi_comm.h"
+#include "parallel/pipeline_executor.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "runtime/ops.h"
@@ -32,10 +33,6 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
-
-// Pipeline messages: direction (0 activations, 1 gradients), the receiving local chunk and
-// the micro-batch. Fits MPI's guaranteed tag range (< 32768).
-int pipe_tag(int dir, int recv_chunk, int mb) { return (dir * 64 + recv_chunk) * 256 + mb % 256; }
 
 }  // namespace
 
@@ -98,15 +95,12 @@ void Trainer::setup_model() {
   const ModelConfig& m = cfg_.model;
   const int pp = topology_.pp(), dp = topology_.dp();
   const bool zero = cfg_.parallel.zero > 0 && dp > 1;
-  slots_ = schedule_max_in_flight_per_chunk(schedule_, chunks_);
-  last_backward_.assign(chunks_, 0);
-  for (size_t i = 0; i < schedule_.size(); ++i)
-    if (schedule_[i].kind == PipeOpKind::backward) last_backward_[schedule_[i].chunk] = i;
+  pipeline_ = std::make_unique<PipelineExecutor>(schedule_, chunks_, *comms_.pp);
 
   RunShape shape;
   shape.micro_batch = t.micro_batch;
   shape.seq_len = m.seq_len;
-  shape.slots = slots_;
+  shape.slots = pipeline_->slots();
   shape.recompute = t.recompute == "full" ? Recompute::full : Recompute::none;
   shape.compute = compute_;
   shape.device = dev_.kind();
@@ -139,18 +133,12 @@ void Trainer::setup_model() {
     losses_ = a.take({micro_per_step_, t.micro_batch * m.seq_len}, loss_dtype);
     norm_scratch_ = a.take({1}, grad_dtype_);
     shard_grads_ = zero ? a.take({shard}, grad_dtype_) : Tensor{};
-    grad_send_.assign(chunks_, {});
-    for (int c = 0; c < chunks_; ++c)
-      if (c * pp + me_.pp > 0)
-        for (int s = 0; s < slots_; ++s)
-          grad_send_[c].push_back(a.take(model_->stage(c).stream_shape(), compute_));
+    pipeline_->layout(a, model_->stage(0).stream_shape(), compute_);
   };
   Arena measure_io("io", dev_.kind());
   carve(measure_io);
   io_ = std::make_unique<Arena>("io", dev_, measure_io.used());
   carve(*io_);
-  out_handle_.assign(chunks_, std::vector<CommHandle>(slots_, -1));
-  grad_handle_.assign(chunks_, std::vector<CommHandle>(slots_, -1));
   const int64_t n = micro_per_step_ * t.micro_batch * m.seq_len;
   host_inputs_.resize(n);
   host_targets_.resize(n);
@@ -161,13 +149,26 @@ std::string Trainer::arena_summary() const {
                        &model_->acts_arena(), io_.get()});
 }
 
-// Runs this rank's op list. Model chunk mc = chunk * pp + stage; activations flow to mc + 1
-// (the next stage, or stage 0's next chunk after the last stage), gradients back to mc - 1.
+// A model stage as the pipeline executor drives it: forward and backward of a micro-batch,
+// with the step's tokens, targets and losses bound by the caller.
+struct StageChunk final : PipelineChunk {
+  Stage& stage;
+  std::function<void(int slot, int microbatch)> run_forward;
+  std::function<Tensor(int slot, int microbatch, Tensor dout, bool last)> run_backward;
+  explicit StageChunk(Stage& s) : stage(s) {}
+  Tensor input(int slot) override { return stage.input(slot); }
+  Tensor output(int slot) override { return stage.output(slot); }
+  Tensor grad_output() override { return stage.grad_output(); }
+  void forward(int slot, int mb) override { run_forward(slot, mb); }
+  Tensor backward(int slot, int mb, Tensor dout, bool last) override {
+    return run_backward(slot, mb, dout, last);
+  }
+};
+
+// This rank's forward and backward ops of one step, in the schedule's order.
 void Trainer::run_schedule(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t T = cfg_.model.seq_len;
-  const int pp = topology_.pp(), s = me_.pp, n_chunks = pp * chunks_;
-  Communicator& pipe = *comms_.pp;
   auto& params = model_->registry().all();
   // The loss is the mean over every token of the global batch, so each micro-batch's
   // gradient is scaled by 1/(global tokens) and accumulation is a plain sum.
@@ -181,42 +182,26 @@ void Trainer::run_schedule(int64_t step) {
       param_done(i);
     }
   };
-  for (size_t k = 0; k < schedule_.size(); ++k) {
-    const PipeOp& op = schedule_[k];
-    const int c = op.chunk, mb = op.microbatch, slot = mb % slots_, mc = c * pp + s;
-    Stage& stage = model_->stage(c);
-    const DropoutKey key{static_cast<uint64_t>(t.seed), step,
-                         sample_base_ + step * t.global_batch + rank_first + mb * t.micro_batch};
-    Tensor tokens = inputs_.slice_rows(mb, 1).view({t.micro_batch, T});
-    if (op.kind == PipeOpKind::forward) {
-      pipe.finish(out_handle_[c][slot]);  // the slot's previous output has left
-      out_handle_[c][slot] = -1;
-      if (mc > 0) pipe.recv(stage.input(slot), s > 0 ? s - 1 : pp - 1, pipe_tag(0, c, mb));
-      Tensor targets = targets_.slice_rows(mb, 1).view({t.micro_batch, T});
-      stage.forward(dev_, slot, tokens, Tensor{}, targets,
-                    losses_.slice_rows(mb, 1).view({t.micro_batch * T}), key, true, dloss);
-      if (mc < n_chunks - 1)
-        out_handle_[c][slot] = pipe.send_start(stage.output(slot), s < pp - 1 ? s + 1 : 0,
-                                               pipe_tag(0, s < pp - 1 ? c : c + 1, mb));
-    } else {
-      Tensor dout;
-      if (mc < n_chunks - 1) {
-        dout = stage.grad_output();
-        pipe.recv(dout, s < pp - 1 ? s + 1 : 0, pipe_tag(1, c, mb));
-      }
-      Tensor dx = stage.backward(dev_, slot, tokens, dout, key,
-                                 k == last_backward_[c] ? block_done : std::function<void(int64_t)>{});
-      if (mc > 0) {
-        pipe.finish(grad_handle_[c][slot]);
-        ops::convert(dev_, grad_send_[c][slot], dx);
-        grad_handle_[c][slot] = pipe.send_start(grad_send_[c][slot], s > 0 ? s - 1 : pp - 1,
-                                                pipe_tag(1, s > 0 ? c : c - 1, mb));
-      }
-    }
+  auto key = [&](int mb) {
+    return DropoutKey{static_cast<uint64_t>(t.seed), step,
+                      sample_base_ + step * t.global_batch + rank_first + mb * t.micro_batch};
+  };
+  auto tokens = [&](int mb) { return inputs_.slice_rows(mb, 1).view({t.micro_batch, T}); };
+  std::vector<StageChunk> adapters;
+  for (int c = 0; c < chunks_; ++c) {
+    StageChunk& a = adapters.emplace_back(model_->stage(c));
+    a.run_forward = [&, &stage = a.stage](int slot, int mb) {
+      stage.forward(dev_, slot, tokens(mb), Tensor{}, targets_.slice_rows(mb, 1).view({t.micro_batch, T}),
+                    losses_.slice_rows(mb, 1).view({t.micro_batch * T}), key(mb), true, dloss);
+    };
+    a.run_backward = [&, &stage = a.stage](int slot, int mb, Tensor dout, bool last) {
+      return stage.backward(dev_, slot, tokens(mb), dout, key(mb),
+                            last ? block_done : std::function<void(int64_t)>{});
+    };
   }
-  pipe.finish_all();
-  for (auto* handles : {&out_handle_, &grad_handle_})
-    for (auto& row : *handles) std::fill(row.begin(), row.end(), -1);
+  std::vector<PipelineChunk*> chunks;
+  for (StageChunk& a : adapters) chunks.push_back(&a);
+  pipeline_->run(dev_, chunks);
 }
 
 StepResult Trainer::train_step(int64_t step) {
@@ -279,21 +264,18 @@ StepResult Trainer::train_step(int64_t step) {
 Trainer::Validation Trainer::evaluate() {
   Validation result;
   if (valid_.empty()) return result;
-  const int pp = topology_.pp(), s = me_.pp, n_chunks = pp * chunks_;
-  Communicator& pipe = *comms_.pp;
   const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
   auto forward = [&](Tensor in, Tensor tg, Tensor losses) {
+    std::vector<StageChunk> adapters;
     for (int c = 0; c < chunks_; ++c) {
-      const int mc = c * pp + s;
-      Stage& stage = model_->stage(c);
-      pipe.finish(out_handle_[c][0]);
-      out_handle_[c][0] = -1;
-      if (mc > 0) pipe.recv(stage.input(0), s > 0 ? s - 1 : pp - 1, pipe_tag(0, c, 0));
-      stage.forward(dev_, 0, in, Tensor{}, tg, losses, DropoutKey{}, false, 0.0f);
-      if (mc < n_chunks - 1)
-        out_handle_[c][0] = pipe.send_start(stage.output(0), s < pp - 1 ? s + 1 : 0,
-                                            pipe_tag(0, s < pp - 1 ? c : c + 1, 0));
+      StageChunk& a = adapters.emplace_back(model_->stage(c));
+      a.run_forward = [&, &stage = a.stage](int, int) {
+        stage.forward(dev_, 0, in, Tensor{}, tg, losses, DropoutKey{}, false, 0.0f);
+      };
     }
+    std::vector<PipelineChunk*> chunks;
+    for (StageChunk& a : adapters) chunks.push_back(&a);
+    pipeline_->run_forward(chunks);
     return reports;
   };
   const DType loss_dtype = compute_ == DType::f64 ? DType::f64 : DType::f32;
@@ -304,8 +286,7 @@ Trainer::Validation Trainer::evaluate() {
     sums.push_back(r.sum);
     sums.push_back(static_cast<double>(r.tokens));
   }
-  pipe.finish_all();
-  for (auto& row : out_handle_) std::fill(row.begin(), row.end(), -1);
+  pipeline_->finish();
   world_sum(sums.data(), static_cast<int>(sums.size()));
   double weighted = 0, weights = 0;
   for (size_t i = 0; i < valid_.size(); ++i) {

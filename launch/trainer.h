@@ -20,6 +20,7 @@
 #include "model/instance.h"
 #include "optim/adamw.h"
 #include "parallel/communicators.h"
+#include "parallel/pipeline_executor.h"
 #include "parallel/schedule.h"
 #include "parallel/topology.h"
 
@@ -131,8 +132,7 @@ class Trainer {
   int64_t micro_per_step_ = 1;  // micro-batches per step on this rank
   int chunks_ = 1;              // virtual pipeline stages held by this rank
   std::vector<PipeOp> schedule_;
-  std::vector<size_t> last_backward_;  // per chunk: index in schedule_ of its last backward
-  int slots_ = 1;  // micro-batches whose activations are alive at once, per chunk
+  std::unique_ptr<PipelineExecutor> pipeline_;
   std::unique_ptr<ModelInstance> model_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Arena> state_, io_;
@@ -147,9 +147,6 @@ class Trainer {
   std::vector<int32_t> host_inputs_, host_targets_;
   Tensor inputs_, targets_, losses_, norm_scratch_;
   Tensor shard_grads_;  // ZeRO-1: this rank's reduced gradient shard
-  // Pipeline send buffers and handles, [chunk][slot].
-  std::vector<std::vector<Tensor>> grad_send_;
-  std::vector<std::vector<CommHandle>> out_handle_, grad_handle_;
   // Data-parallel gradient buckets (all-reduce without ZeRO).
   std::vector<Bucket> buckets_;
   std::vector<int> bucket_of_;                     // per registry parameter, -1: none
