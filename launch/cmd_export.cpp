@@ -1,6 +1,6 @@
 // `tessera export CHECKPOINT_DIR --format hf --out DIR`: a checkpoint's model as a Hugging Face
-// GPT2LMHeadModel directory (model.safetensors in f32 + config.json), loadable with
-// transformers' from_pretrained(DIR).
+// model directory (model.safetensors in f32 + config.json; GPT2LMHeadModel for gpt2, through
+// the family's adapter in checkpoints/hf/), loadable with transformers' from_pretrained(DIR).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "checkpoints/hf/adapter.h"
+#include "checkpoints/hf/safetensors.h"
 #include "data/tokenizer.h"
 #include "launch/commands.h"
 #include "launch/config.h"
-#include "launch/hf_gpt2.h"
 #include "launch/run_report.h"
-#include "launch/safetensors.h"
 #include "launch/session.h"
 #include "runtime/error.h"
 
@@ -26,8 +26,8 @@ namespace {
 // README.md of the exported directory: a Hugging Face model card saying what the weights are
 // (model, step, tokens, languages), where they come from (the checkpoint, its layout, the
 // tessera build) and the resolved training configuration, whole.
-std::string export_card(const CheckpointReader& r, const RunConfig& cfg, const std::string& tokenizer_note,
-                        const std::string& out) {
+std::string export_card(const HfAdapter& hf, const CheckpointReader& r, const RunConfig& cfg,
+                        const std::string& tokenizer_note, const std::string& out) {
   const ModelConfig& m = cfg.model;
   const CheckpointMeta& meta = r.meta();
   std::vector<std::string> languages;
@@ -35,19 +35,19 @@ std::string export_card(const CheckpointReader& r, const RunConfig& cfg, const s
     const std::string lang = s.language.empty() ? s.name : s.language;
     if (std::find(languages.begin(), languages.end(), lang) == languages.end()) languages.push_back(lang);
   }
-  std::string card = model_card_front_matter("transformers", "gpt2", languages);
+  std::string card = model_card_front_matter("transformers", hf.model_type, languages);
   char text[512];
   std::snprintf(text, sizeof text,
-                "\n# %s\n\nA GPT-2 model (%lld layers, d_model %lld, %lld heads, context %lld, "
+                "\n# %s\n\nA %s model (%lld layers, d_model %lld, %lld heads, context %lld, "
                 "vocabulary %lld, %.2fM parameters) pretrained from scratch with tessera %s (commit %s): "
                 "step %lld, %lld tokens.\n\n",
-                fs::path(fs::absolute(out).lexically_normal()).filename().c_str(), static_cast<long long>(m.n_layer),
-                static_cast<long long>(m.d_model), static_cast<long long>(m.n_head), static_cast<long long>(m.seq_len),
-                static_cast<long long>(m.vocab_size), m.num_parameters() / 1e6, meta.tessera_version.c_str(),
+                fs::path(fs::absolute(out).lexically_normal()).filename().c_str(), hf.display_name.c_str(),
+                static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model), static_cast<long long>(m.n_head),
+                static_cast<long long>(m.seq_len), static_cast<long long>(m.vocab_size), m.num_parameters() / 1e6, meta.tessera_version.c_str(),
                 meta.git_commit.c_str(), static_cast<long long>(meta.step), static_cast<long long>(meta.tokens));
   card += text;
   card += "Exported by `tessera export` from the checkpoint `" + r.dir() + "`, written under the layout " +
-          meta.layout + ". `model.safetensors` holds the weights in f32 with GPT2LMHeadModel names, "
+          meta.layout + ". `model.safetensors` holds the weights in f32 with " + hf.architecture + " names, "
           "`config.json` the architecture.\n\n```python\nfrom transformers import AutoModelForCausalLM\n"
           "model = AutoModelForCausalLM.from_pretrained(\"" + out + "\")\n```\n\n";
   card += "Tokenizer: " + tokenizer_note + ".\n\n";
@@ -80,7 +80,8 @@ int cmd_export(int argc, char** argv) {
   if (std::string problem = r.first_problem(true); !problem.empty()) throw UserError(problem);
   const RunConfig cfg = config_parse(r.meta().config_toml, r.dir() + "/index.h5 (stored config)");
   const ModelConfig& m = cfg.model;
-  if (m.family != "gpt2") throw UserError(r.dir() + ": model family " + m.family + " has no hf export");
+  const HfAdapter* hf = hf_adapter_for(m.family);
+  if (!hf) throw UserError(r.dir() + ": model family " + m.family + " has no Hugging Face adapter yet");
 
   // Every tensor in f32 (an f64 checkpoint is rounded), in the HF layout.
   std::vector<std::string> names;
@@ -91,11 +92,12 @@ int cmd_export(int argc, char** argv) {
     p.local_shape = p.global_shape;
     std::vector<float> ours(static_cast<size_t>(p.global_shape.numel()));
     r.read("model", p, 0, p.global_shape.numel(), ours.data(), DType::f32, 0);
-    const HfTensorName hf = hf_gpt2_name(p.name);
-    names.push_back(hf.name);
-    shapes.push_back(hf_gpt2_shape(p, hf, m.vocab_size));
-    data.push_back(hf_gpt2_from_tessera(p, hf, m.vocab_size, ours));
-    bytes += static_cast<int64_t>(data.back().size()) * 4;
+    for (const HfPiece& piece : hf->tensor_map(m, p.name).pieces) {
+      names.push_back(piece.name);
+      shapes.push_back(hf_piece_shape(p, piece));
+      data.push_back(hf_piece_from_tessera(p, piece, ours));
+      bytes += static_cast<int64_t>(data.back().size()) * 4;
+    }
   }
   std::vector<SafetensorsEntry> entries;
   for (size_t i = 0; i < names.size(); ++i) entries.push_back({names[i], shapes[i], data[i].data()});
@@ -122,21 +124,16 @@ int cmd_export(int argc, char** argv) {
   } catch (const UserError&) {
     tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
   }
-  write_text_file(out + "/config.json", hf_gpt2_config_json(m, eod));
-  write_text_file(out + "/README.md", export_card(r, cfg, tokenizer_note, out));
+  write_text_file(out + "/config.json", hf->config_json(m, eod));
+  write_text_file(out + "/README.md", export_card(*hf, r, cfg, tokenizer_note, out));
 
   std::printf("exported %s (step %lld, %s) to %s\n", r.dir().c_str(), static_cast<long long>(r.meta().step),
               r.meta().dtype == "f64" ? "f64 rounded to f32" : "f32", out.c_str());
-  std::printf("  model.safetensors  %zu tensors, %lld bytes of F32 (GPT2LMHeadModel names; vocabulary "
-              "rows %lld of %lld padded)\n",
-              entries.size(), static_cast<long long>(bytes), static_cast<long long>(m.vocab_size),
-              static_cast<long long>(m.padded_vocab()));
-  std::printf("  config.json        gpt2: n_layer %lld, n_embd %lld, n_head %lld, n_inner %lld, n_positions "
-              "%lld, vocab_size %lld, gelu_new, tie_word_embeddings %s\n",
-              static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model),
-              static_cast<long long>(m.n_head), static_cast<long long>(m.ff()),
-              static_cast<long long>(m.seq_len), static_cast<long long>(m.vocab_size),
-              m.tie_embeddings ? "true" : "false");
+  std::printf("  model.safetensors  %zu tensors, %lld bytes of F32 (%s names; vocabulary rows %lld of %lld "
+              "padded)\n",
+              entries.size(), static_cast<long long>(bytes), hf->architecture.c_str(),
+              static_cast<long long>(m.vocab_size), static_cast<long long>(m.padded_vocab()));
+  std::printf("  config.json        %s\n", hf->config_summary(m).c_str());
   std::printf("  tokenizer          %s\n", tokenizer_note.c_str());
   std::printf("  README.md          model card: step, tokens, languages, the checkpoint and the resolved config\n");
   return 0;

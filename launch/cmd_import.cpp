@@ -1,5 +1,6 @@
-// `tessera import DIR --out CHECKPOINT_DIR [--config CONFIG.toml]`: a Hugging Face GPT-2
-// directory (config.json + model.safetensors) as a one-shard tessera checkpoint at step 0
+// `tessera import DIR --out CHECKPOINT_DIR [--config CONFIG.toml]`: a Hugging Face model
+// directory (config.json + model.safetensors; read by the adapter of its model_type, in
+// checkpoints/hf/: GPT-2 for "gpt2") as a one-shard tessera checkpoint at step 0
 // without optimizer state, which `tessera train` resumes from (checkpoint.resume = the
 // directory) with zero AdamW moments, and which `tessera eval` and `tessera export` read.
 #include <cstdio>
@@ -10,11 +11,11 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "checkpoints/hf/adapter.h"
+#include "checkpoints/hf/safetensors.h"
 #include "data/tokenizer.h"
 #include "launch/commands.h"
 #include "launch/config.h"
-#include "launch/hf_gpt2.h"
-#include "launch/safetensors.h"
 #include "launch/session.h"
 #include "launch/version.h"
 #include "runtime/error.h"
@@ -29,22 +30,21 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-// The stored name of `hf` in `st`: as GPT2LMHeadModel saves it, or without "transformer."
-// (GPT2Model and the original OpenAI checkpoints).
-std::string find_tensor(const SafetensorsReader& st, const std::string& hf) {
-  if (st.find(hf)) return hf;
-  const std::string prefix = "transformer.";
-  if (hf.rfind(prefix, 0) == 0 && st.find(hf.substr(prefix.size()))) return hf.substr(prefix.size());
+// The stored name of HF tensor `name` in `st`: as the LM-head model saves it (GPT2LMHeadModel),
+// or without the base model's prefix (GPT2Model and the original OpenAI checkpoints).
+std::string find_tensor(const HfAdapter& hf, const SafetensorsReader& st, const std::string& name) {
+  if (st.find(name)) return name;
+  const std::string& prefix = hf.base_model_prefix;
+  if (!prefix.empty() && name.rfind(prefix, 0) == 0 && st.find(name.substr(prefix.size())))
+    return name.substr(prefix.size());
   return "";
 }
 
-// Tensors a GPT-2 state dict may carry that are not weights (the causal-mask buffers).
-bool is_buffer(const std::string& name) {
-  auto ends = [&](const char* s) {
-    const size_t n = std::strlen(s);
-    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
-  };
-  return ends(".attn.bias") || ends(".attn.masked_bias");
+// Tensors the family's state dict may carry that are not weights (GPT-2's causal-mask buffers).
+bool is_buffer(const HfAdapter& hf, const std::string& name) {
+  for (const std::string& suffix : hf.buffer_suffixes)
+    if (name.ends_with(suffix)) return true;
+  return false;
 }
 
 }  // namespace
@@ -74,7 +74,8 @@ int cmd_import(int argc, char** argv) {
   RunConfig cfg = config_load(config_path, {});
   const std::string config_json = src + "/config.json";
   const ModelConfig before = cfg.model;
-  cfg.model = hf_gpt2_config_read(config_json, cfg.model);
+  const HfAdapter& hf = hf_adapter_for_config(config_json);
+  cfg.model = hf.read_config(config_json, cfg.model);
   {
     const auto tok = data::tokenizer_create(cfg.data.tokenizer);
     if (cfg.model.vocab_size < tok->vocab_size())
@@ -98,15 +99,19 @@ int cmd_import(int argc, char** argv) {
   buf.resize(static_cast<size_t>(offset) * (f64 ? 8 : 4));
   offset = 0;
   for (const Param& p : params) {
-    const HfTensorName hf = hf_gpt2_name(p.name);
-    const std::string name = find_tensor(st, hf.name);
-    if (name.empty())
-      throw UserError(st.path() + ": tensor " + hf.name + " is missing (not a GPT2LMHeadModel of this config.json?)");
-    const std::vector<int64_t> want = hf_gpt2_shape(p, hf, m.vocab_size);
-    if (st.find(name)->shape != want)
-      throw UserError(st.path() + ": tensor " + name + " is " + shape_text(st.find(name)->shape) +
-                      ", config.json implies " + shape_text(want));
-    const std::vector<double> ours = hf_gpt2_to_tessera(p, hf, m.vocab_size, st.read(name));
+    std::vector<double> ours(static_cast<size_t>(p.global_shape.numel()), 0.0);  // padding rows stay 0
+    for (const HfPiece& piece : hf.tensor_map(m, p.name).pieces) {
+      const std::string name = find_tensor(hf, st, piece.name);
+      if (name.empty())
+        throw UserError(st.path() + ": tensor " + piece.name + " is missing (not a " + hf.architecture +
+                        " of this config.json?)");
+      const std::vector<int64_t> want = hf_piece_shape(p, piece);
+      if (st.find(name)->shape != want)
+        throw UserError(st.path() + ": tensor " + name + " is " + shape_text(st.find(name)->shape) +
+                        ", config.json implies " + shape_text(want));
+      hf_piece_to_tessera(p, piece, st.read(name), ours);
+      used.insert(name);
+    }
     const int64_t n = static_cast<int64_t>(ours.size());
     if (f64) {
       std::memcpy(buf.data() + offset * 8, ours.data(), static_cast<size_t>(n) * 8);
@@ -116,11 +121,10 @@ int cmd_import(int argc, char** argv) {
     }
     shard.entries.push_back({p.name, p.global_shape, param_slices(p, 0, n, offset)});
     offset += n;
-    used.insert(name);
   }
   std::vector<std::string> ignored;
   for (const auto& [name, info] : st.tensors())
-    if (!used.count(name) && !is_buffer(name) && !(name == "lm_head.weight" && m.tie_embeddings))
+    if (!used.count(name) && !is_buffer(hf, name) && !(name == "lm_head.weight" && m.tie_embeddings))
       ignored.push_back(name);
 
   // Written as a checkpoint root of its own beside `out` (commit renames step_00000000.partial
@@ -143,7 +147,8 @@ int cmd_import(int argc, char** argv) {
     meta.seed = cfg.train.seed;
     meta.dtype = shard.dtype;
     meta.config_toml = config_to_toml(cfg);
-    meta.layout = "tessera import of " + src + " (Hugging Face GPT-2; world 1, one shard, no optimizer state)";
+    meta.layout = "tessera import of " + src + " (Hugging Face " + hf.display_name +
+                  "; world 1, one shard, no optimizer state)";
     meta.layout_ints = {1, 1, 1, 1, 0, 1, 0};
     meta.tessera_version = tessera_version();
     meta.git_commit = tessera_git_commit();
@@ -171,8 +176,8 @@ int cmd_import(int argc, char** argv) {
                 "(train with a config whose [model] matches it)\n",
                 config_path.c_str());
   if (!ignored.empty())
-    std::printf("  note: ignored %zu tensors that GPT-2 does not use (first: %s)\n", ignored.size(),
-                ignored.front().c_str());
+    std::printf("  note: ignored %zu tensors that %s does not use (first: %s)\n", ignored.size(),
+                hf.display_name.c_str(), ignored.front().c_str());
   std::printf("  resume with: tessera train CONFIG.toml --set checkpoint.resume=\"%s\"\n", out.c_str());
   return 0;
 }

@@ -1,77 +1,51 @@
-#include "launch/hf_gpt2.h"
-
-#include <fstream>
+// GPT-2 as Hugging Face's GPT2LMHeadModel: tensor names, the Conv1D orientation ([in, out], the
+// transpose of tessera's [out, in]), the unpadded vocabulary, and config.json.
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string>
 
+#include "checkpoints/hf/adapter.h"
+#include "checkpoints/hf/config_file.h"
 #include "runtime/error.h"
 
 namespace tessera {
+namespace {
 
-HfTensorName hf_gpt2_name(const std::string& n) {
-  if (n == "wte") return {"transformer.wte.weight", false, true};
-  if (n == "wpe") return {"transformer.wpe.weight", false, false};
-  if (n == "lm_head.weight") return {"lm_head.weight", false, true};
-  if (n == "ln_f.weight" || n == "ln_f.bias") return {"transformer." + n, false, false};
+HfTensorMap gpt2_tensor_map(const ModelConfig& m, const std::string& n) {
+  // wte and lm_head: only the model's real vocabulary rows.
+  if (n == "wte") return {n, {{"transformer.wte.weight", 0, m.vocab_size}}};
+  if (n == "lm_head.weight") return {n, {{"lm_head.weight", 0, m.vocab_size}}};
+  if (n == "wpe") return {n, {{"transformer.wpe.weight"}}};
+  if (n == "ln_f.weight" || n == "ln_f.bias") return {n, {{"transformer." + n}}};
+  // Conv1D weights are stored transposed.
   static const struct {
     const char* ours;
     const char* theirs;
-    bool transpose;
+    HfTransform transform;
   } kBlock[] = {
-      {"ln_1.weight", "ln_1.weight", false},           {"ln_1.bias", "ln_1.bias", false},
-      {"attn.qkv.weight", "attn.c_attn.weight", true}, {"attn.qkv.bias", "attn.c_attn.bias", false},
-      {"attn.proj.weight", "attn.c_proj.weight", true}, {"attn.proj.bias", "attn.c_proj.bias", false},
-      {"ln_2.weight", "ln_2.weight", false},           {"ln_2.bias", "ln_2.bias", false},
-      {"mlp.fc.weight", "mlp.c_fc.weight", true},       {"mlp.fc.bias", "mlp.c_fc.bias", false},
-      {"mlp.proj.weight", "mlp.c_proj.weight", true},   {"mlp.proj.bias", "mlp.c_proj.bias", false},
+      {"ln_1.weight", "ln_1.weight", HfTransform::none},
+      {"ln_1.bias", "ln_1.bias", HfTransform::none},
+      {"attn.qkv.weight", "attn.c_attn.weight", HfTransform::transpose},
+      {"attn.qkv.bias", "attn.c_attn.bias", HfTransform::none},
+      {"attn.proj.weight", "attn.c_proj.weight", HfTransform::transpose},
+      {"attn.proj.bias", "attn.c_proj.bias", HfTransform::none},
+      {"ln_2.weight", "ln_2.weight", HfTransform::none},
+      {"ln_2.bias", "ln_2.bias", HfTransform::none},
+      {"mlp.fc.weight", "mlp.c_fc.weight", HfTransform::transpose},
+      {"mlp.fc.bias", "mlp.c_fc.bias", HfTransform::none},
+      {"mlp.proj.weight", "mlp.c_proj.weight", HfTransform::transpose},
+      {"mlp.proj.bias", "mlp.c_proj.bias", HfTransform::none},
   };
   if (n.rfind("h.", 0) == 0) {
     const size_t dot = n.find('.', 2);
     const std::string layer = n.substr(0, dot + 1), rest = n.substr(dot + 1);
     for (const auto& b : kBlock)
-      if (rest == b.ours) return {"transformer." + layer + b.theirs, b.transpose, false};
+      if (rest == b.ours) return {n, {{"transformer." + layer + b.theirs, 0, -1, b.transform}}};
   }
   TS_ASSERT(false, "no Hugging Face name for parameter " + n);
   return {};
 }
 
-std::vector<int64_t> hf_gpt2_shape(const Param& p, const HfTensorName& hf, int64_t vocab_size) {
-  const Shape& s = p.global_shape;
-  if (hf.transpose) return {s[1], s[0]};
-  if (hf.vocab_rows) return {vocab_size, s[1]};
-  std::vector<int64_t> out(s.dims.begin(), s.dims.begin() + s.rank);
-  return out;
-}
-
-std::vector<float> hf_gpt2_from_tessera(const Param& p, const HfTensorName& hf, int64_t vocab_size,
-                                        const std::vector<float>& ours) {
-  const Shape& s = p.global_shape;
-  if (hf.vocab_rows) return std::vector<float>(ours.begin(), ours.begin() + vocab_size * s[1]);
-  if (!hf.transpose) return ours;
-  const int64_t R = s[0], C = s[1];
-  std::vector<float> out(ours.size());
-  for (int64_t i = 0; i < R; ++i)
-    for (int64_t j = 0; j < C; ++j) out[j * R + i] = ours[i * C + j];
-  return out;
-}
-
-std::vector<double> hf_gpt2_to_tessera(const Param& p, const HfTensorName& hf, int64_t vocab_size,
-                                       const std::vector<double>& theirs) {
-  const Shape& s = p.global_shape;
-  std::vector<double> out(static_cast<size_t>(s.numel()), 0.0);
-  if (hf.vocab_rows) {
-    std::copy(theirs.begin(), theirs.begin() + vocab_size * s[1], out.begin());
-  } else if (hf.transpose) {
-    const int64_t R = s[0], C = s[1];
-    for (int64_t i = 0; i < R; ++i)
-      for (int64_t j = 0; j < C; ++j) out[i * C + j] = theirs[j * R + i];
-  } else {
-    out = theirs;
-  }
-  return out;
-}
-
-std::string hf_gpt2_config_json(const ModelConfig& m, int64_t eod_id) {
+std::string gpt2_config_json(const ModelConfig& m, int64_t eod_id) {
   nlohmann::ordered_json j;
   j["architectures"] = {"GPT2LMHeadModel"};
   j["model_type"] = "gpt2";
@@ -101,20 +75,17 @@ std::string hf_gpt2_config_json(const ModelConfig& m, int64_t eod_id) {
   return j.dump(2) + "\n";
 }
 
-ModelConfig hf_gpt2_config_read(const std::string& path, const ModelConfig& base) {
-  std::ifstream in(path);
-  if (!in) throw UserError(path + ": cannot read (an exported model directory holds config.json)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw UserError(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  if (!j.is_object()) throw UserError(path + ": expected a JSON object");
+std::string gpt2_config_summary(const ModelConfig& m) {
+  return "gpt2: n_layer " + std::to_string(m.n_layer) + ", n_embd " + std::to_string(m.d_model) +
+         ", n_head " + std::to_string(m.n_head) + ", n_inner " + std::to_string(m.ff()) +
+         ", n_positions " + std::to_string(m.seq_len) + ", vocab_size " +
+         std::to_string(m.vocab_size) + ", gelu_new, tie_word_embeddings " +
+         (m.tie_embeddings ? "true" : "false");
+}
+
+ModelConfig gpt2_read_config(const std::string& path, const ModelConfig& base) {
+  const nlohmann::json j = hf_config_file_read(path);
   auto bad = [&](const std::string& why) { throw UserError(path + ": " + why); };
-  const std::string type = j.value("model_type", std::string());
-  if (type != "gpt2")
-    bad("model_type \"" + type + "\" is not supported (tessera imports GPT-2: model_type \"gpt2\")");
   auto integer = [&](const char* key, const char* fallback = nullptr) -> int64_t {
     const char* k = j.contains(key) || !fallback ? key : fallback;
     if (!j.contains(k)) bad(std::string("missing key ") + key);
@@ -155,6 +126,24 @@ ModelConfig hf_gpt2_config_read(const std::string& path, const ModelConfig& base
   if (flag("scale_attn_by_inverse_layer_idx", false))
     bad("scale_attn_by_inverse_layer_idx = true is not supported");
   return m;
+}
+
+}  // namespace
+
+const HfAdapter& hf_gpt2_adapter() {
+  static const HfAdapter adapter{
+      .family = "gpt2",
+      .model_type = "gpt2",
+      .architecture = "GPT2LMHeadModel",
+      .display_name = "GPT-2",
+      .base_model_prefix = "transformer.",  // GPT2Model and the original OpenAI checkpoints
+      .buffer_suffixes = {".attn.bias", ".attn.masked_bias"},  // the causal-mask buffers
+      .config_json = gpt2_config_json,
+      .config_summary = gpt2_config_summary,
+      .read_config = gpt2_read_config,
+      .tensor_map = gpt2_tensor_map,
+  };
+  return adapter;
 }
 
 }  // namespace tessera

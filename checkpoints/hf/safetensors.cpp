@@ -1,4 +1,4 @@
-#include "launch/safetensors.h"
+#include "checkpoints/hf/safetensors.h"
 
 #include <bit>
 #include <cmath>
