@@ -22,6 +22,7 @@
 #include "model/init.h"
 #include "parallel/mpi_comm.h"
 #include "parallel/pipeline_executor.h"
+#include "parallel/zero.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "runtime/ops.h"
@@ -111,10 +112,10 @@ void Trainer::setup_model() {
   ParamRegistry& reg = model_->registry();
   init_parameters(dev_, reg, static_cast<uint64_t>(t.seed));
 
-  // ZeRO-1: this rank updates flat range [dp_rank * n, (dp_rank + 1) * n) of its stage.
+  // ZeRO-1: this rank updates its shard of the flat range (parallel/zero.h); else all of it.
   const int64_t total = reg.flat_values().numel();
-  const int64_t shard = zero ? total / dp : total;
-  const int64_t begin = zero ? me_.dp * shard : 0;
+  const ZeroShard mine = zero ? zero_shard(total, dp, me_.dp) : ZeroShard{0, total};
+  const int64_t shard = mine.size(), begin = mine.begin;
   const DType master = compute_ == DType::f64 ? DType::f64 : DType::f32;
   optimizer_ = std::make_unique<AdamW>(cfg_.optim, reg, master, begin, begin + shard);
   {
@@ -179,7 +180,7 @@ void Trainer::run_schedule(int64_t step) {
   const std::function<void(int64_t)> block_done = [&](int64_t layer) {
     for (size_t i : params_of_layer_[layer]) {
       if (params[i].grad_sum_tp) comms_.tp->all_reduce(params[i].grad);
-      param_done(i);
+      buckets_->param_done(i);
     }
   };
   auto key = [&](int mb) {
@@ -214,10 +215,7 @@ StepResult Trainer::train_step(int64_t step) {
   load_batch(step);
   const double data_ms = ms_since(t0);
   ops::fill_zero(dev_, model_->registry().flat_grads());
-  std::fill(done_.begin(), done_.end(), 0);
-  for (Bucket& b : buckets_) b.pending = 0, b.handle = -1;
-  for (int b : bucket_of_)
-    if (b >= 0) ++buckets_[b].pending;
+  buckets_->begin_step();
 
   run_schedule(step);
   finalize_grads();

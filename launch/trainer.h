@@ -20,6 +20,7 @@
 #include "model/instance.h"
 #include "optim/adamw.h"
 #include "parallel/communicators.h"
+#include "parallel/grad_buckets.h"
 #include "parallel/pipeline_executor.h"
 #include "parallel/schedule.h"
 #include "parallel/topology.h"
@@ -81,18 +82,11 @@ class Trainer {
   int rank() const { return rank_; }
 
  private:
-  struct Bucket {
-    int64_t begin = 0, end = 0;  // flat gradient range
-    int pending = 0;             // parameters whose gradient is not complete yet
-    CommHandle handle = -1;
-  };
-
   void setup_data();
   void setup_model();
   void setup_buckets();
   void load_batch(int64_t step);
   void run_schedule(int64_t step);
-  void param_done(size_t index);
   void finalize_grads();
   double global_grad_norm();
   void gather_parameters();
@@ -147,11 +141,8 @@ class Trainer {
   std::vector<int32_t> host_inputs_, host_targets_;
   Tensor inputs_, targets_, losses_, norm_scratch_;
   Tensor shard_grads_;  // ZeRO-1: this rank's reduced gradient shard
-  // Data-parallel gradient buckets (all-reduce without ZeRO).
-  std::vector<Bucket> buckets_;
-  std::vector<int> bucket_of_;                     // per registry parameter, -1: none
+  std::unique_ptr<GradBuckets> buckets_;              // which gradients are final; dp buckets
   std::vector<std::vector<size_t>> params_of_layer_;  // global layer -> registry indices
-  std::vector<char> done_;                         // per parameter, this step
   std::ofstream metrics_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;  // rank 0 with log.tensorboard
   // The scalars to TensorBoard, when on; a write failure turns it off with a warning.

@@ -9,7 +9,9 @@
 #include "checkpoints/weights_file.h"
 #include "launch/trainer.h"
 #include "model/init.h"
+#include "parallel/finalize_grads.h"
 #include "parallel/mpi_comm.h"
+#include "parallel/zero.h"
 #include "runtime/error.h"
 #include "runtime/ops.h"
 
@@ -24,57 +26,35 @@ int64_t layer_of(const std::string& name) {
 
 }  // namespace
 
-// Data-parallel buckets: contiguous flat ranges of about parallel.bucket_mb, formed from the
-// last parameter backwards (the order gradients complete), each all-reduced as soon as all
-// its parameters are final.
+// Data-parallel buckets of about parallel.bucket_mb (parallel/grad_buckets.h), without ZeRO
+// and with more than one data-parallel rank; and each block's parameters by layer, handed to
+// the buckets when backward completes the block.
 void Trainer::setup_buckets() {
   ParamRegistry& reg = model_->registry();
-  auto& params = reg.all();
-  bucket_of_.assign(params.size(), -1);
-  done_.assign(params.size(), 0);
+  const auto& params = reg.all();
+  std::vector<std::pair<int64_t, int64_t>> ranges;
   params_of_layer_.assign(cfg_.model.n_layer, {});
-  for (size_t i = 0; i < params.size(); ++i)
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int64_t lo = reg.flat_offset(params[i]);
+    ranges.emplace_back(lo, lo + params[i].grad.numel());
     if (const int64_t l = layer_of(params[i].name); l >= 0) params_of_layer_[l].push_back(i);
-  buckets_.clear();
-  if (topology_.dp() == 1 || cfg_.parallel.zero > 0) return;
-  const double limit = cfg_.parallel.bucket_mb * 1024.0 * 1024.0;
-  const size_t elem = dtype_size(grad_dtype_);
-  for (size_t k = params.size(); k-- > 0;) {
-    const Param& p = params[k];
-    const int64_t lo = reg.flat_offset(p), hi = lo + p.grad.numel();
-    if (buckets_.empty() || static_cast<double>(buckets_.back().end - buckets_.back().begin) * elem >= limit)
-      buckets_.push_back({lo, hi, 0, -1});
-    Bucket& b = buckets_.back();
-    b.begin = lo;
-    bucket_of_[k] = static_cast<int>(buckets_.size() - 1);
   }
+  const bool bucketed = topology_.dp() > 1 && cfg_.parallel.zero == 0;
+  buckets_ = std::make_unique<GradBuckets>(std::move(ranges), cfg_.parallel.bucket_mb * 1024.0 * 1024.0,
+                                           reg.flat_grads(), bucketed ? comms_.dp.get() : nullptr);
 }
 
-void Trainer::param_done(size_t i) {
-  done_[i] = 1;
-  const int b = bucket_of_[i];
-  if (b < 0) return;
-  Bucket& bucket = buckets_[b];
-  if (--bucket.pending == 0)
-    bucket.handle = comms_.dp->all_reduce_start(
-        flat_slice(model_->registry().flat_grads(), bucket.begin, bucket.end - bucket.begin));
-}
-
-// Every reduction after backward, in one place: tensor-parallel partial sums, the tied
-// embedding between first and last stage, then data parallel (buckets, or ZeRO's
-// reduce-scatter).
+// Every reduction after backward (parallel/finalize_grads.h).
 void Trainer::finalize_grads() {
   ParamRegistry& reg = model_->registry();
-  auto& params = reg.all();
-  for (size_t i = 0; i < params.size(); ++i)
-    if (!done_[i] && params[i].grad_sum_tp) comms_.tp->all_reduce(params[i].grad);
+  GradFinalize f;
+  f.tp = comms_.tp.get(), f.dp = comms_.dp.get(), f.embedding = comms_.embedding.get();
+  for (const Param& p : reg.all()) f.tp_partial.push_back(p.grad_sum_tp ? p.grad : Tensor{});
   // Only a tied embedding has a copy on the last stage to keep equal with the first.
-  if (cfg_.model.tie_embeddings && comms_.embedding->size() > 1)
-    comms_.embedding->all_reduce(reg.get("wte").grad);
-  for (size_t i = 0; i < params.size(); ++i)
-    if (!done_[i]) param_done(i);
-  if (!shard_grads_.empty()) comms_.dp->reduce_scatter(shard_grads_, reg.flat_grads());
-  for (Bucket& b : buckets_) comms_.dp->finish(b.handle);
+  if (cfg_.model.tie_embeddings && comms_.embedding->size() > 1) f.tied_embedding = reg.get("wte").grad;
+  f.flat_grads = reg.flat_grads();
+  f.zero_shard_grads = shard_grads_;
+  tessera::finalize_grads(f, *buckets_);
 }
 
 // A parameter whose gradient this rank counts in the global norm (and whose value it writes
@@ -111,9 +91,8 @@ double Trainer::global_grad_norm() {
 // ZeRO-1: each rank updated its shard; every rank of the dp group gets all of them back.
 void Trainer::gather_parameters() {
   if (shard_grads_.empty()) return;
-  const Tensor values = model_->registry().flat_values();
-  const int64_t n = optimizer_->end() - optimizer_->begin();
-  comms_.dp->all_gather(values, flat_slice(values, optimizer_->begin(), n));
+  zero_gather_parameters(*comms_.dp, model_->registry().flat_values(),
+                         ZeroShard{optimizer_->begin(), optimizer_->end()});
 }
 
 // The final weights, assembled one parameter at a time: each element comes from exactly one
