@@ -36,16 +36,12 @@ std::string export_card(const HfAdapter& hf, const CheckpointReader& r, const Ru
     if (std::find(languages.begin(), languages.end(), lang) == languages.end()) languages.push_back(lang);
   }
   std::string card = model_card_front_matter("transformers", hf.model_type, languages);
-  char text[512];
-  std::snprintf(text, sizeof text,
-                "\n# %s\n\nA %s model (%lld layers, d_model %lld, %lld heads, context %lld, "
-                "vocabulary %lld, %.2fM parameters) pretrained from scratch with tessera %s (commit %s): "
-                "step %lld, %lld tokens.\n\n",
-                fs::path(fs::absolute(out).lexically_normal()).filename().c_str(), hf.display_name.c_str(),
-                static_cast<long long>(m.n_layer), static_cast<long long>(m.d_model), static_cast<long long>(m.n_head),
-                static_cast<long long>(m.seq_len), static_cast<long long>(m.vocab_size), m.num_parameters() / 1e6, meta.tessera_version.c_str(),
-                meta.git_commit.c_str(), static_cast<long long>(meta.step), static_cast<long long>(meta.tokens));
-  card += text;
+  char text[256];
+  std::snprintf(text, sizeof text, " pretrained from scratch with tessera %s (commit %s): step %lld, %lld tokens.\n\n",
+                meta.tessera_version.c_str(), meta.git_commit.c_str(), static_cast<long long>(meta.step),
+                static_cast<long long>(meta.tokens));
+  card += "\n# " + fs::path(fs::absolute(out).lexically_normal()).filename().string() + "\n\nA " +
+          hf.display_name + " model (" + model_describe(m) + ")" + text;
   card += "Exported by `tessera export` from the checkpoint `" + r.dir() + "`, written under the layout " +
           meta.layout + ". `model.safetensors` holds the weights in f32 with " + hf.architecture + " names, "
           "`config.json` the architecture.\n\n```python\nfrom transformers import AutoModelForCausalLM\n"
