@@ -10,6 +10,11 @@
 #include "runtime/error.h"
 
 namespace tessera::cpu {
+namespace {
+
+constexpr int64_t kColumnBlock = 16;  // columns per task of a weight-gradient sum over rows
+
+}  // namespace
 
 template <typename T>
 void gelu_exact_forward(Tensor out, Tensor in) {
@@ -80,6 +85,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor in, Tensor weight, float ep
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     T ss = 0;
+#pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
     const T r = T(1) / std::sqrt(ss / C + static_cast<T>(eps));
     for (int64_t c = 0; c < C; ++c) o[n * C + c] = xr[c] * r * w[c];
@@ -98,15 +104,20 @@ void rmsnorm_backward(Tensor din, Tensor dweight, Tensor dout, Tensor in, Tensor
     const T *xr = x + n * C, *dr = d + n * C;
     // y = x r w, r = (mean(x^2) + eps)^-1/2:  dx = r (dy w - xhat mean(dy w xhat)), xhat = x r
     T dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int64_t c = 0; c < C; ++c) dot += dr[c] * w[c] * xr[c] * rs[n];
     dot /= C;
     for (int64_t c = 0; c < C; ++c) dx[n * C + c] = rs[n] * (dr[c] * w[c] - xr[c] * rs[n] * dot);
   }
+  // dweight: each column summed over the rows in order, a block of columns at a time so every
+  // row read is a contiguous run (a column walk strides C floats per element).
 #pragma omp parallel for
-  for (int64_t c = 0; c < C; ++c) {
-    T sw = 0;
-    for (int64_t n = 0; n < N; ++n) sw += d[n * C + c] * x[n * C + c] * rs[n];
-    dw[c] += sw;
+  for (int64_t c0 = 0; c0 < C; c0 += kColumnBlock) {
+    const int64_t width = std::min(kColumnBlock, C - c0);
+    T sw[kColumnBlock] = {};
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < width; ++j) sw[j] += d[n * C + c0 + j] * x[n * C + c0 + j] * rs[n];
+    for (int64_t j = 0; j < width; ++j) dw[c0 + j] += sw[j];
   }
 }
 
