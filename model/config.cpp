@@ -46,6 +46,17 @@ bool model_apply_family(ModelConfig& m, const std::string& family) {
   return true;
 }
 
+BlockComponents model_components(const ModelConfig& m) {
+  BlockComponents c;
+  c.norm = m.norm == "rmsnorm" ? Norm::rmsnorm : Norm::layernorm;
+  c.position = m.position == "rope" ? Position::rope : m.position == "alibi" ? Position::alibi : Position::learned;
+  c.activation = m.activation == "swiglu" ? Activation::swiglu
+                 : m.activation == "gelu" ? Activation::gelu
+                                          : Activation::gelu_tanh;
+  c.residual = m.residual == "parallel" ? Residual::parallel : Residual::sequential;
+  return c;
+}
+
 std::string model_describe(const ModelConfig& m) {
   char buf[512];
   std::string heads = std::to_string(m.n_head) + " heads of " + std::to_string(m.head_size());

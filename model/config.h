@@ -46,6 +46,20 @@ struct ModelConfig {
   double flops_per_token() const;
 };
 
+// The block's components as the model code tests them (resolved once from the config's
+// strings, which config parsing has already checked).
+enum class Norm { layernorm, rmsnorm };
+enum class Position { learned, rope, alibi };
+enum class Activation { gelu_tanh, gelu, swiglu };
+enum class Residual { sequential, parallel };
+struct BlockComponents {
+  Norm norm;
+  Position position;
+  Activation activation;
+  Residual residual;
+};
+BlockComponents model_components(const ModelConfig& m);
+
 // One line describing the model (family, shape, components, vocabulary, context, parameters),
 // the same in every command that prints a summary.
 std::string model_describe(const ModelConfig& m);

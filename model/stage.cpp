@@ -26,9 +26,9 @@ void Stage::layout_activations(Arena& arena, const RunShape& s) {
   shape_ = s;
   const int64_t B = s.micro_batch, T = s.seq_len, C = cfg_.d_model, N = B * T;
   const int64_t Cl = attn_.q_heads * attn_.head_size, Wl = attn_.width();
-  const int64_t Fl = cfg_.ff() / tp_.size, Gl = cfg_.activation == "swiglu" ? 2 * Fl : Fl;
+  const int64_t Fl = cfg_.ff() / tp_.size, Gl = comp_.activation == Activation::swiglu ? 2 * Fl : Fl;
   const bool sp = tp_.splits_sequence();
-  const bool layernorm = cfg_.norm == "layernorm", parallel = cfg_.residual == "parallel";
+  const bool layernorm = comp_.norm == Norm::layernorm, parallel = comp_.residual == Residual::parallel;
   TS_ASSERT(!sp || N % tp_.size == 0, "sequence parallel: tokens per micro-batch not divisible by tp");
   stream_rows_ = sp ? N / tp_.size : N;
   const Shape stream = stream_shape(), full{B, T, C};
@@ -136,13 +136,13 @@ Tensor grad_of(const Param* p) { return p ? p->grad : Tensor{}; }
 void Stage::norm_forward(Device& dev, Tensor out, Tensor mean, Tensor rstd, Tensor in,
                          const Param* w, const Param* b) {
   const float eps = static_cast<float>(cfg_.norm_eps);
-  if (cfg_.norm == "rmsnorm") ops::rmsnorm_forward(dev, out, rstd, in, w->value, eps);
+  if (comp_.norm == Norm::rmsnorm) ops::rmsnorm_forward(dev, out, rstd, in, w->value, eps);
   else ops::layernorm_forward(dev, out, mean, rstd, in, w->value, b->value, eps);
 }
 
 void Stage::norm_backward(Device& dev, Tensor din, Tensor dout, Tensor in, const Param* w,
                           const Param* b, Tensor mean, Tensor rstd) {
-  if (cfg_.norm == "rmsnorm") ops::rmsnorm_backward(dev, din, w->grad, dout, in, w->value, rstd);
+  if (comp_.norm == Norm::rmsnorm) ops::rmsnorm_backward(dev, din, w->grad, dout, in, w->value, rstd);
   else ops::layernorm_backward(dev, din, w->grad, b->grad, dout, in, w->value, mean, rstd);
 }
 
@@ -150,7 +150,7 @@ void Stage::norm_backward(Device& dev, Tensor din, Tensor dout, Tensor in, const
 void Stage::attention_forward(Device& dev, const BlockActs& a, const BlockParams& w,
                               Tensor out_partial) {
   ops::matmul_forward(dev, a.qkv, a.ln1, w.qkv_w->value, value_of(w.qkv_b));
-  if (cfg_.position == "rope")
+  if (comp_.position == Position::rope)
     ops::rope_forward(dev, a.qkv, attn_, cfg_.rotary_dims(), static_cast<float>(cfg_.rope_theta));
   ops::attention_forward(dev, a.atty, a.att_aux, a.qkv, attn_);
   ops::matmul_forward(dev, out_partial, a.atty, w.proj_w->value,
@@ -161,18 +161,18 @@ void Stage::attention_backward(Device& dev, const BlockActs& a, const BlockParam
   Scratch& s = scratch_;
   ops::matmul_backward(dev, s.datty, w.proj_w->grad, grad_of(w.proj_b), dout, a.atty, w.proj_w->value);
   ops::attention_backward(dev, s.dqkv, s.datty, a.qkv, a.atty, a.att_aux, attn_);
-  if (cfg_.position == "rope")
+  if (comp_.position == Position::rope)
     ops::rope_backward(dev, s.dqkv, attn_, cfg_.rotary_dims(), static_cast<float>(cfg_.rope_theta));
   ops::matmul_backward(dev, s.dnorm_full, w.qkv_w->grad, grad_of(w.qkv_b), s.dqkv, a.ln1, w.qkv_w->value);
 }
 
 void Stage::mlp_forward(Device& dev, const BlockActs& a, const BlockParams& w, Tensor in,
                         Tensor out_partial) {
-  if (cfg_.activation == "gelu_tanh") {
+  if (comp_.activation == Activation::gelu_tanh) {
     ops::matmul_bias_gelu_forward(dev, a.fch_act, a.fch, in, w.fc_w->value, value_of(w.fc_b));
   } else {
     ops::matmul_forward(dev, a.fch, in, w.fc_w->value, value_of(w.fc_b));
-    if (cfg_.activation == "gelu") ops::gelu_exact_forward(dev, a.fch_act, a.fch);
+    if (comp_.activation == Activation::gelu) ops::gelu_exact_forward(dev, a.fch_act, a.fch);
     else ops::swiglu_forward(dev, a.fch_act, a.fch);
   }
   ops::matmul_forward(dev, out_partial, a.fch_act, w.fcp_w->value,
@@ -183,8 +183,8 @@ void Stage::mlp_backward(Device& dev, const BlockActs& a, const BlockParams& w, 
                          Tensor dout) {
   Scratch& s = scratch_;
   ops::matmul_backward(dev, s.dact, w.fcp_w->grad, grad_of(w.fcp_b), dout, a.fch_act, w.fcp_w->value);
-  if (cfg_.activation == "gelu_tanh") ops::gelu_backward(dev, s.dfch, a.fch, s.dact);
-  else if (cfg_.activation == "gelu") ops::gelu_exact_backward(dev, s.dfch, a.fch, s.dact);
+  if (comp_.activation == Activation::gelu_tanh) ops::gelu_backward(dev, s.dfch, a.fch, s.dact);
+  else if (comp_.activation == Activation::gelu) ops::gelu_exact_backward(dev, s.dfch, a.fch, s.dact);
   else ops::swiglu_backward(dev, s.dfch, a.fch, s.dact);
   ops::matmul_backward(dev, s.dnorm_full, w.fc_w->grad, grad_of(w.fc_b), s.dfch, in, w.fc_w->value);
 }
@@ -198,7 +198,7 @@ void Stage::block_forward(Device& dev, int64_t l, const BlockActs& a, Tensor x, 
   const float p = training ? static_cast<float>(cfg_.dropout) : 0.0f;
   const int64_t layer = spec_.first_layer + l;
   const bool sp = tp_.splits_sequence();
-  const bool parallel = cfg_.residual == "parallel";
+  const bool parallel = comp_.residual == Residual::parallel;
   norm_forward(dev, sp ? scratch_.ln_s : a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1_w, w.ln1_b);
   gather_from_sp(tp_, sp ? scratch_.ln_s : a.ln1, a.ln1);
   attention_forward(dev, a, w, scratch_.proj_full);
@@ -231,7 +231,7 @@ void Stage::block_backward(Device& dev, int64_t l, const BlockActs& a, Tensor x,
   const float p = static_cast<float>(cfg_.dropout);
   const int64_t layer = spec_.first_layer + l;
   Scratch& s = scratch_;
-  const bool parallel = cfg_.residual == "parallel";
+  const bool parallel = comp_.residual == Residual::parallel;
   // MLP branch (its input is x under the parallel residual, res2 otherwise).
   dropout(dev, s.dbranch_s, dres, key, layer, parallel ? kAttention : kMlp, p, true);
   Tensor dbranch = gather_from_sp(tp_, s.dbranch_s, s.dbranch_full);

@@ -152,6 +152,7 @@ class Stage {
   };
 
   ModelConfig cfg_;
+  BlockComponents comp_;  // cfg_'s components, resolved
   StageSpec spec_;
   TensorSlice tp_;
   int64_t heads_ = 0, vocab_rows_ = 0;  // this rank's query heads and vocabulary rows

@@ -13,8 +13,8 @@ void Stage::layout_decode(Arena& arena, DType dt) {
   TS_ASSERT(tp_.size == 1 && spec_.has_embedding && spec_.has_head,
             "decoding runs the whole model on one rank");
   const int64_t C = cfg_.d_model, T = cfg_.seq_len, HS = attn_.head_size;
-  const int64_t F = cfg_.ff(), G = cfg_.activation == "swiglu" ? 2 * F : F;
-  const bool layernorm = cfg_.norm == "layernorm";
+  const int64_t F = cfg_.ff(), G = comp_.activation == Activation::swiglu ? 2 * F : F;
+  const bool layernorm = comp_.norm == Norm::layernorm;
   auto stats = [&]() { return arena.take({1}, dt); };
   auto mean = [&]() { return layernorm ? stats() : Tensor{}; };
   DecodeState& d = dec_;
@@ -51,14 +51,14 @@ Tensor Stage::decode(Device& dev, Tensor token, int64_t pos) {
     const BlockParams& w = blocks_[l];
     norm_forward(dev, a.ln1, a.ln1_mean, a.ln1_rstd, d.x, w.ln1_w, w.ln1_b);
     ops::matmul_forward(dev, a.qkv, a.ln1, w.qkv_w->value, w.qkv_b ? w.qkv_b->value : Tensor{});
-    if (cfg_.position == "rope")
+    if (comp_.position == Position::rope)
       ops::rope_forward(dev, a.qkv, attn_, cfg_.rotary_dims(), static_cast<float>(cfg_.rope_theta), pos);
     ops::convert(dev, d.k[l].slice_rows(pos, 1), flat_slice(a.qkv, Wq, Wkv));
     ops::convert(dev, d.v[l].slice_rows(pos, 1), flat_slice(a.qkv, Wq + Wkv, Wkv));
     ops::attention_decode(dev, a.atty.view({1, Wq}), a.qkv.view({1, attn_.width()}), d.k[l], d.v[l],
                           pos + 1, attn_);
     ops::matmul_forward(dev, d.proj, a.atty, w.proj_w->value, w.proj_b ? w.proj_b->value : Tensor{});
-    if (cfg_.residual == "parallel") {
+    if (comp_.residual == Residual::parallel) {
       norm_forward(dev, a.ln2, a.ln2_mean, a.ln2_rstd, d.x, w.ln2_w, w.ln2_b);
       mlp_forward(dev, a, w, a.ln2, d.mlp);
       ops::add(dev, d.proj, d.proj, d.mlp);

@@ -42,7 +42,7 @@ StageSpec stage_spec_chunk(const ModelConfig& cfg, int chunk, int n_chunks) {
 }
 
 Stage::Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegistry& reg)
-    : cfg_(cfg), spec_(spec), tp_(tp) {
+    : cfg_(cfg), comp_(model_components(cfg)), spec_(spec), tp_(tp) {
   const int64_t C = cfg.d_model, F = cfg.ff(), Vp = cfg.padded_vocab(), HS = cfg.head_size();
   const int64_t Wq = cfg.n_head * HS, Wkv = cfg.kv_heads() * HS;
   TS_ASSERT(cfg.n_head % tp.size == 0 && cfg.kv_heads() % tp.size == 0 && F % tp.size == 0 &&
@@ -53,12 +53,12 @@ Stage::Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegist
   attn_.q_heads = heads_;
   attn_.kv_heads = cfg.kv_heads() / tp.size;
   attn_.head_size = HS;
-  if (cfg.position == "alibi") {  // slopes by global head index
+  if (comp_.position == Position::alibi) {  // slopes by global head index
     attn_.alibi_heads = cfg.n_head;
     attn_.alibi_first_head = tp.rank * heads_;
   }
   const bool sp = tp.splits_sequence();
-  const bool layernorm = cfg.norm == "layernorm", swiglu = cfg.activation == "swiglu";
+  const bool layernorm = comp_.norm == Norm::layernorm, swiglu = comp_.activation == Activation::swiglu;
   // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 L).
   const double std = 0.02, std_res = 0.02 / std::sqrt(2.0 * static_cast<double>(cfg.n_layer));
   auto add = [&](Param p) -> Param& { return reg.add(std::move(p)); };
@@ -74,7 +74,7 @@ Stage::Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegist
     p.tied_copy = !spec.has_embedding;
     add(shard(p, tp, 0));
   }
-  if (spec.has_embedding && cfg.position == "learned")
+  if (spec.has_embedding && comp_.position == Position::learned)
     add(make("wpe", {cfg.seq_len, C}, ParamKind::embedding, ParamInit::normal, std));
   if (spec.has_embedding && cfg.embedding_norm) norm("emb_ln");
   // Fused projections: q | k | v, and SwiGLU's gate | up, each part split across tp.
