@@ -1,6 +1,7 @@
 // `tessera export CHECKPOINT_DIR --format hf --out DIR`: a checkpoint's model as a Hugging Face
-// model directory (model.safetensors in f32 + config.json; GPT2LMHeadModel for gpt2, through
-// the family's adapter in checkpoints/hf/), loadable with transformers' from_pretrained(DIR).
+// model directory (model.safetensors in f32 + config.json; GPT2LMHeadModel for gpt2,
+// LlamaForCausalLM for llama, through the family's adapter in checkpoints/hf/), loadable with
+// transformers' from_pretrained(DIR).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -79,6 +80,25 @@ int cmd_export(int argc, char** argv) {
   const HfAdapter* hf = hf_adapter_for(m.family);
   if (!hf) throw UserError(r.dir() + ": model family " + m.family + " has no Hugging Face adapter yet");
 
+  int64_t eod = -1;
+  std::string tokenizer_note;
+  try {
+    const auto tok = data::tokenizer_create(cfg.data.tokenizer);
+    eod = tok->eod_id();
+    if (tok->name() == "byte")
+      tokenizer_note =
+          "byte-level: ids 0..255 are the bytes of the UTF-8 text, 256 is end-of-document "
+          "(bos_token_id = eos_token_id = 256). No Hugging Face tokenizer files are written; encode "
+          "with list(text.encode(\"utf-8\")), decode with bytes(ids).decode(\"utf-8\", \"replace\")";
+    else
+      tokenizer_note = tok->name() + " (end-of-document id " + std::to_string(eod) +
+                       "); no Hugging Face tokenizer files are written";
+  } catch (const UserError&) {
+    tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
+  }
+  // Before anything is written: the adapter refuses a model its architecture cannot compute.
+  const std::string config_json = hf->config_json(m, eod);
+
   // Every tensor in f32 (an f64 checkpoint is rounded), in the HF layout.
   std::vector<std::string> names;
   std::vector<std::vector<int64_t>> shapes;
@@ -104,23 +124,7 @@ int cmd_export(int argc, char** argv) {
     throw UserError(out + ": cannot create the output directory (" + (ec ? ec.message() : "not a directory") + ")");
   safetensors_write(out + "/model.safetensors", entries, {{"format", "pt"}});
 
-  int64_t eod = -1;
-  std::string tokenizer_note;
-  try {
-    const auto tok = data::tokenizer_create(cfg.data.tokenizer);
-    eod = tok->eod_id();
-    if (tok->name() == "byte")
-      tokenizer_note =
-          "byte-level: ids 0..255 are the bytes of the UTF-8 text, 256 is end-of-document "
-          "(bos_token_id = eos_token_id = 256). No Hugging Face tokenizer files are written; encode "
-          "with list(text.encode(\"utf-8\")), decode with bytes(ids).decode(\"utf-8\", \"replace\")";
-    else
-      tokenizer_note = tok->name() + " (end-of-document id " + std::to_string(eod) +
-                       "); no Hugging Face tokenizer files are written";
-  } catch (const UserError&) {
-    tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
-  }
-  write_text_file(out + "/config.json", hf->config_json(m, eod));
+  write_text_file(out + "/config.json", config_json);
   write_text_file(out + "/README.md", export_card(*hf, r, cfg, tokenizer_note, out));
 
   std::printf("exported %s (step %lld, %s) to %s\n", r.dir().c_str(), static_cast<long long>(r.meta().step),

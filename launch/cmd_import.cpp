@@ -1,7 +1,7 @@
 // `tessera import DIR --out CHECKPOINT_DIR [--config CONFIG.toml]`: a Hugging Face model
 // directory (config.json + model.safetensors; read by the adapter of its model_type, in
-// checkpoints/hf/: GPT-2 for "gpt2") as a one-shard tessera checkpoint at step 0
-// without optimizer state, which `tessera train` resumes from (checkpoint.resume = the
+// checkpoints/hf/: GPT-2 for "gpt2", LLaMA for "llama") as a one-shard tessera checkpoint at
+// step 0 without optimizer state, which `tessera train` resumes from (checkpoint.resume = the
 // directory) with zero AdamW moments, and which `tessera eval` and `tessera export` read.
 #include <cstdio>
 #include <cstring>
@@ -169,7 +169,8 @@ int cmd_import(int argc, char** argv) {
               params.size(), static_cast<long long>(m.num_parameters()),
               config_path.empty() ? "tessera defaults" : config_path.c_str());
   if (!config_path.empty() &&
-      (before.n_layer != m.n_layer || before.d_model != m.d_model || before.n_head != m.n_head ||
+      (before.family != m.family || before.n_layer != m.n_layer || before.d_model != m.d_model ||
+       before.n_head != m.n_head || before.kv_heads() != m.kv_heads() ||
        before.ff() != m.ff() || (before.vocab_size && before.vocab_size != m.vocab_size) || before.seq_len != m.seq_len ||
        before.tie_embeddings != m.tie_embeddings || before.norm_eps != m.norm_eps))
     std::printf("  note: %s's [model] differs from config.json; the checkpoint records config.json's "

@@ -11,7 +11,7 @@ namespace {
 
 // Every family with a Hugging Face adapter.
 const std::vector<const HfAdapter*>& hf_adapters() {
-  static const std::vector<const HfAdapter*> adapters = {&hf_gpt2_adapter()};
+  static const std::vector<const HfAdapter*> adapters = {&hf_gpt2_adapter(), &hf_llama_adapter()};
   return adapters;
 }
 

@@ -75,5 +75,6 @@ void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const std::vector
 
 // The families (each in checkpoints/hf/<family>.cpp).
 const HfAdapter& hf_gpt2_adapter();
+const HfAdapter& hf_llama_adapter();
 
 }  // namespace tessera
