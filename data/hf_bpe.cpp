@@ -127,7 +127,9 @@ bool hf_token_bytes(std::string_view token, std::string& out) {
 }
 
 HfBpe::HfBpe(const HfBpeConfig& config, const std::string& context)
-    : fuse_unk_(config.fuse_unk),
+    : byte_level_(config.byte_level),
+      byte_fallback_(config.byte_fallback),
+      fuse_unk_(config.fuse_unk),
       ignore_merges_(config.ignore_merges),
       instance_(next_instance.fetch_add(1)) {
   std::unordered_map<std::string_view, int32_t> vocab;
@@ -135,8 +137,9 @@ HfBpe::HfBpe(const HfBpeConfig& config, const std::string& context)
   for (const auto& [token, id] : config.vocab) vocab.emplace(token, id);
 
   std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
+  std::fill(std::begin(fallback_ids_), std::end(fallback_ids_), -1);
   std::string utf8;
-  for (uint32_t b = 0; b < 256; ++b) {
+  for (uint32_t b = 0; b < 256 && byte_level_; ++b) {
     const uint32_t cp = hf_byte_char(static_cast<uint8_t>(b));
     utf8.clear();
     if (cp < 0x80) {
@@ -146,6 +149,18 @@ HfBpe::HfBpe(const HfBpeConfig& config, const std::string& context)
       utf8.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
     }
     if (auto it = vocab.find(utf8); it != vocab.end()) byte_ids_[b] = it->second;
+  }
+  if (!byte_level_) {
+    for (const auto& [token, id] : config.vocab) {
+      if (!token.empty() && hf_code_point_at(token, 0).second == token.size())
+        char_ids_.emplace(hf_code_point_at(token, 0).first, id);
+    }
+    static const char* kHex = "0123456789ABCDEF";
+    for (uint32_t b = 0; b < 256; ++b) {
+      // The library's format!("<{b:#04X}>"): "<0x0A>", upper-case digits.
+      const std::string name = std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
+      if (auto it = vocab.find(name); it != vocab.end()) fallback_ids_[b] = it->second;
+    }
   }
   if (config.unk_token) {
     auto it = vocab.find(*config.unk_token);
@@ -174,7 +189,11 @@ HfBpe::HfBpe(const HfBpeConfig& config, const std::string& context)
     std::string bytes;
     for (const auto& [token, id] : config.vocab) {
       bytes.clear();
-      if (hf_token_bytes(token, bytes)) words_.emplace(bytes, id);
+      if (!byte_level_) {
+        words_.emplace(token, id);
+      } else if (hf_token_bytes(token, bytes)) {
+        words_.emplace(bytes, id);
+      }
     }
   }
 }
@@ -203,7 +222,7 @@ void HfBpe::merge_insert(int32_t left, int32_t right, uint32_t rank, int32_t id)
 
 void HfBpe::encode_word(std::string_view word, std::vector<int32_t>& ids) const {
   if (word.empty()) return;
-  if (word.size() == 1 && byte_ids_[static_cast<unsigned char>(word[0])] >= 0) {
+  if (byte_level_ && word.size() == 1 && byte_ids_[static_cast<unsigned char>(word[0])] >= 0) {
     ids.push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
     return;
   }
@@ -240,8 +259,22 @@ void HfBpe::encode_word(std::string_view word, std::vector<int32_t>& ids) const 
 // run of letters costs n log n rather than n^2.
 void HfBpe::merge_word(std::string_view word, std::vector<int32_t>& ids) const {
   HfBpeThreadState& state = thread_state(instance_);
-  std::vector<int32_t>& parts = state.parts;
-  parts.clear();
+  state.parts.clear();
+  if (byte_level_) {
+    split_bytes(word, state.parts);
+  } else {
+    split_characters(word, state.parts);
+  }
+  if (state.parts.size() <= kScanLimit) {
+    merge_scan(state, ids);
+  } else {
+    merge_queue(state, ids);
+  }
+}
+
+// A byte-level word starts as its bytes; a run of bytes the vocab lacks becomes unk_token
+// (one per byte, or one per run with fuse_unk), or nothing without one.
+void HfBpe::split_bytes(std::string_view word, std::vector<int32_t>& parts) const {
   uint32_t unk_len = 0;  // bytes of a pending run of bytes the vocab lacks
   for (char c : word) {
     const int32_t id = byte_ids_[static_cast<unsigned char>(c)];
@@ -255,11 +288,35 @@ void HfBpe::merge_word(std::string_view word, std::vector<int32_t>& ids) const {
     }
   }
   if (unk_len > 0) parts.push_back(unk_id_);
-  if (parts.size() <= kScanLimit) {
-    merge_scan(state, ids);
-  } else {
-    merge_queue(state, ids);
+}
+
+// The library's BPE::merge_word over characters: a character in the vocab is its id; else,
+// with byte_fallback and every one of its bytes in the vocab, its <0xNN> byte tokens (these do
+// not flush a pending unk, as in the library); else unk_token, fused with a pending one under
+// fuse_unk, and the pending unk is written before the next character found in the vocab.
+void HfBpe::split_characters(std::string_view word, std::vector<int32_t>& parts) const {
+  bool unk_pending = false;
+  for (size_t i = 0; i < word.size();) {
+    const auto [cp, len] = hf_code_point_at(word, i);
+    const std::string_view bytes = word.substr(i, len);
+    i += len;
+    if (auto it = char_ids_.find(cp); it != char_ids_.end()) {
+      if (unk_pending) parts.push_back(unk_id_);
+      unk_pending = false;
+      parts.push_back(it->second);
+      continue;
+    }
+    if (byte_fallback_ && std::all_of(bytes.begin(), bytes.end(), [&](char c) {
+          return fallback_ids_[static_cast<unsigned char>(c)] >= 0;
+        })) {
+      for (char c : bytes) parts.push_back(fallback_ids_[static_cast<unsigned char>(c)]);
+      continue;
+    }
+    if (unk_id_ < 0) continue;
+    if (unk_pending && !fuse_unk_) parts.push_back(unk_id_);
+    unk_pending = true;
   }
+  if (unk_pending) parts.push_back(unk_id_);
 }
 
 void HfBpe::merge_scan(HfBpeThreadState& state, std::vector<int32_t>& ids) const {

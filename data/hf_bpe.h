@@ -31,6 +31,12 @@ struct HfBpeConfig {
   bool fuse_unk = false;
   // Whole words found in the vocabulary are emitted as is, before any merge (LLaMA-3).
   bool ignore_merges = false;
+  // true: vocab entries are in the byte-level alphabet and a word starts as its bytes (GPT-2).
+  // false: entries are plain UTF-8 and a word starts as its characters (SentencePiece-style).
+  bool byte_level = true;
+  // Characters-only: a character missing from the vocab is spelled with the byte tokens
+  // <0x00>..<0xFF> of its UTF-8 bytes when the vocab has them all, instead of unk_token.
+  bool byte_fallback = false;
 };
 
 class HfBpe {
@@ -58,7 +64,15 @@ class HfBpe {
   void merge_scan(HfBpeThreadState& state, std::vector<int32_t>& ids) const;
   void merge_queue(HfBpeThreadState& state, std::vector<int32_t>& ids) const;
 
-  int32_t byte_ids_[256];  // id of each single-byte token, -1 where the vocab has none
+  void split_bytes(std::string_view word, std::vector<int32_t>& parts) const;
+  void split_characters(std::string_view word, std::vector<int32_t>& parts) const;
+
+  int32_t byte_ids_[256];      // id of each single-byte token, -1 where the vocab has none
+  int32_t fallback_ids_[256];  // id of each <0xNN> token, -1 where the vocab has none
+  // Characters-only: the id of every vocab entry that is one UTF-8 character.
+  std::unordered_map<uint32_t, int32_t> char_ids_;
+  bool byte_level_ = true;
+  bool byte_fallback_ = false;
   int32_t unk_id_ = -1;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;

@@ -58,13 +58,41 @@ bool HfNormalizer::add(const std::string& type) {
   return true;
 }
 
+void HfNormalizer::add_prepend(std::string prefix) {
+  forms_.push_back(Form{nullptr, {}, "", std::move(prefix)});
+}
+
+void HfNormalizer::add_replace(std::string pattern, std::string content) {
+  TS_ASSERT(!pattern.empty(), "hf normalizer: empty Replace pattern");
+  forms_.push_back(Form{nullptr, {}, std::move(pattern), std::move(content)});
+}
+
 std::string_view HfNormalizer::apply(std::string_view text, std::string& buffer) const {
-  // ASCII is invariant under every normalization form.
-  if (forms_.empty() || std::all_of(text.begin(), text.end(), [](char c) { return c >= 0; }))
-    return text;
   std::string_view current = text;
   for (const Form& form : forms_) {
     std::string next;
+    if (form.icu == nullptr) {
+      if (current.empty()) continue;
+      if (form.pattern.empty()) {  // Prepend
+        next = form.content;
+        next.append(current);
+      } else {  // Replace
+        size_t at = current.find(form.pattern);
+        if (at == std::string_view::npos) continue;
+        size_t done = 0;
+        for (; at != std::string_view::npos; at = current.find(form.pattern, done)) {
+          next.append(current.substr(done, at - done));
+          next.append(form.content);
+          done = at + form.pattern.size();
+        }
+        next.append(current.substr(done));
+      }
+      buffer = std::move(next);
+      current = buffer;
+      continue;
+    }
+    // ASCII is invariant under every normalization form.
+    if (std::all_of(current.begin(), current.end(), [](char c) { return c >= 0; })) continue;
     if (!normalize(form, current, next)) continue;
     buffer = std::move(next);
     current = buffer;

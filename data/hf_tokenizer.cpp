@@ -6,6 +6,9 @@
 //   4. the BPE model turns each word's bytes into ids.
 // The byte-level mapping (bytes shown as printable characters) never materialises: the BPE
 // model works on raw bytes and decode() maps every token back to bytes once, at load time.
+// SentencePiece-style files (LLaMA-1/2, Mistral: no ByteLevel, `▁` for the space, <0xNN> byte
+// fallback) run the same stages with a character-level BPE, an optional Metaspace
+// pre-tokenizer, and decode through the library's decoder chain (hf_decoder.h).
 #include "data/hf_tokenizer.h"
 
 #include <algorithm>
@@ -15,11 +18,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
 #include "data/hf_added_tokens.h"
 #include "data/hf_bpe.h"
+#include "data/hf_decoder.h"
 #include "data/hf_normalizer.h"
 #include "data/hf_regex.h"
 #include "runtime/error.h"
@@ -37,6 +42,16 @@ constexpr const char* kByteLevelPattern =
 constexpr const char* kEodNames[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
 
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+
+// The Metaspace pre-tokenizer: spaces become `replacement`, which is put before the text
+// (always, or only before the text's first piece, or never), then optionally split before
+// every replacement.
+struct Metaspace {
+  enum class Prepend { kAlways, kFirst, kNever };
+  std::string replacement = "\u2581";
+  Prepend prepend = Prepend::kAlways;
+  bool split = true;
+};
 
 // One pre-tokenizer step: a Split, or the ByteLevel step (always last; its byte mapping is the
 // BPE model's business, so here it only adds the prefix space and splits with its regex).
@@ -66,6 +81,10 @@ class HfTokenizer final : public Tokenizer {
       normalized_tokens_.split(normalized, [&](std::string_view inner, int32_t inner_token) {
         if (inner_token >= 0) {
           ids.push_back(inner_token);
+        } else if (metaspace_) {
+          // The library's "first" asks whether the piece starts at offset 0 of the input.
+          const bool first = piece.data() == repaired.data() && inner.data() == normalized.data();
+          metaspace_split(inner, first, ids);
         } else {
           pre_tokenize(inner, 0, ids);
         }
@@ -75,6 +94,15 @@ class HfTokenizer final : public Tokenizer {
   }
 
   std::string decode(const int32_t* ids, size_t count) const override {
+    if (!byte_level_) {
+      std::vector<std::string> tokens;
+      tokens.reserve(count);
+      for (size_t i = 0; i < count; ++i) {
+        TS_ASSERT(ids[i] >= 0 && ids[i] < vocab_size(), "hf tokenizer: id out of range");
+        if (ids[i] != eod_id_ && token_present_[ids[i]]) tokens.push_back(token_bytes_[ids[i]]);
+      }
+      return hf_decode_chain(decoder_, std::move(tokens));
+    }
     std::string text;
     for (size_t i = 0; i < count; ++i) {
       TS_ASSERT(ids[i] >= 0 && ids[i] < vocab_size(), "hf tokenizer: id out of range");
@@ -92,6 +120,9 @@ class HfTokenizer final : public Tokenizer {
   std::map<int32_t, HfAddedToken> parse_added_tokens(const json& entries, const HfBpeConfig& model);
   void parse_normalizer(const json& node);
   void parse_pre_tokenizer(const json& node);
+  Metaspace parse_metaspace(const json& node, const std::string& field) const;
+  void parse_decoder(const json& node);
+  void metaspace_split(std::string_view text, bool first, std::vector<int32_t>& ids) const;
   void add_step(const json& node, bool last);
   void pre_tokenize(std::string_view text, size_t step, std::vector<int32_t>& ids) const;
   std::string error_prefix() const { return "tokenizer \"hf:" + path_ + "\": "; }
@@ -99,10 +130,15 @@ class HfTokenizer final : public Tokenizer {
   std::string path_;
   HfNormalizer normalizer_;
   std::vector<PreTokenizerStep> steps_;
+  bool byte_level_ = true;  // false: SentencePiece-style (characters, ▁, byte fallback)
+  std::optional<Metaspace> metaspace_;  // SentencePiece-style: the pre-tokenizer, if any
+  std::vector<HfDecoderStep> decoder_;  // SentencePiece-style: the decoder chain
   std::unique_ptr<HfBpe> bpe_;
-  HfAddedTokens raw_tokens_;              // normalized=false: matched in the raw text
-  HfAddedTokens normalized_tokens_;       // normalized=true: matched in the normalized text
-  std::vector<std::string> token_bytes_;  // id -> what the ByteLevel decoder gives for it
+  HfAddedTokens raw_tokens_;         // normalized=false: matched in the raw text
+  HfAddedTokens normalized_tokens_;  // normalized=true: matched in the normalized text
+  // id -> what the ByteLevel decoder gives for it; SentencePiece-style: the token's string
+  std::vector<std::string> token_bytes_;
+  std::vector<bool> token_present_;  // SentencePiece-style: false for ids with no token
   int32_t eod_id_ = -1;
 };
 
@@ -119,14 +155,16 @@ bool flag(const json& node, const char* key, bool fallback) {
 HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(path)) {
   if (!root.is_object()) throw UserError(error_prefix() + "the top level is not a JSON object");
   const auto member = [&](const char* key) { return root.contains(key) ? root[key] : json(); };
-  const HfBpeConfig model = parse_model(member("model"));
+  HfBpeConfig model = parse_model(member("model"));
+  // A ByteLevel decoder makes a byte-level file; anything else a SentencePiece-style one.
+  byte_level_ = type_of(member("decoder")) == "ByteLevel";
+  model.byte_level = byte_level_;
+  if (byte_level_ && model.byte_fallback)
+    throw UserError(error_prefix() +
+                    "model.byte_fallback is not supported with a ByteLevel decoder");
+  if (!byte_level_) parse_decoder(member("decoder"));
   parse_normalizer(member("normalizer"));
   parse_pre_tokenizer(member("pre_tokenizer"));
-  const json decoder = member("decoder");
-  if (type_of(decoder) != "ByteLevel")
-    throw UserError(error_prefix() + "decoder \"" +
-                    (decoder.is_null() ? "null" : type_of(decoder)) +
-                    "\" is not supported (only ByteLevel)");
   bpe_ = std::make_unique<HfBpe>(model, "tokenizer \"hf:" + path_ + "\"");
   const std::map<int32_t, HfAddedToken> added = parse_added_tokens(
       root.contains("added_tokens") ? root["added_tokens"] : json::array(), model);
@@ -135,12 +173,20 @@ HfTokenizer::HfTokenizer(std::string path, const json& root) : path_(std::move(p
   for (const auto& [token, id] : model.vocab) max_id = std::max(max_id, id);
   if (!added.empty()) max_id = std::max(max_id, added.rbegin()->first);
   token_bytes_.assign(max_id + 1, std::string());
-  const auto decoded = [](const std::string& token) {
+  token_present_.assign(max_id + 1, false);
+  const auto decoded = [&](const std::string& token) {
     std::string bytes;
+    if (!byte_level_) return token;
     return hf_token_bytes(token, bytes) ? bytes : token;  // the ByteLevel decoder's fallback
   };
-  for (const auto& [token, id] : model.vocab) token_bytes_[id] = decoded(token);
-  for (const auto& [id, token] : added) token_bytes_[id] = decoded(token.match);
+  for (const auto& [token, id] : model.vocab) {
+    token_bytes_[id] = decoded(token);
+    token_present_[id] = true;
+  }
+  for (const auto& [id, token] : added) {
+    token_bytes_[id] = decoded(byte_level_ ? token.match : token.content);
+    token_present_[id] = true;
+  }
 
   for (const char* name : kEodNames) {
     for (const auto& [id, token] : added) {
@@ -160,8 +206,6 @@ HfBpeConfig HfTokenizer::parse_model(const json& model) const {
   const std::string type = type_of(model);
   if (!type.empty() && type != "BPE")
     throw UserError(prefix + "model type \"" + type + "\" is not supported (only BPE)");
-  if (flag(model, "byte_fallback", false))
-    throw UserError(prefix + "BPE byte_fallback is not supported (byte-level BPE only)");
   if (model.contains("dropout") && !model["dropout"].is_null() &&
       model["dropout"].get<double>() != 0.0)
     throw UserError(prefix + "BPE dropout is not supported (encoding would be random)");
@@ -191,6 +235,7 @@ HfBpeConfig HfTokenizer::parse_model(const json& model) const {
   if (model.contains("unk_token") && !model["unk_token"].is_null())
     config.unk_token = model["unk_token"].get<std::string>();
   config.fuse_unk = flag(model, "fuse_unk", false);
+  config.byte_fallback = flag(model, "byte_fallback", false);
   config.ignore_merges = flag(model, "ignore_merges", false);
   return config;
 }
@@ -242,13 +287,106 @@ void HfTokenizer::parse_normalizer(const json& node) {
     for (const json& inner : node.at("normalizers")) parse_normalizer(inner);
     return;
   }
+  if (type == "Prepend") {
+    normalizer_.add_prepend(node.at("prepend").get<std::string>());
+    return;
+  }
+  if (type == "Replace") {
+    const json& pattern = node.at("pattern");
+    if (!pattern.contains("String") || pattern["String"].get<std::string>().empty())
+      throw UserError(error_prefix() +
+                      "normalizer Replace: only a non-empty String pattern is supported "
+                      "(normalizer.pattern)");
+    normalizer_.add_replace(pattern["String"].get<std::string>(),
+                            node.at("content").get<std::string>());
+    return;
+  }
   if (!normalizer_.add(type))
     throw UserError(error_prefix() + "normalizer \"" + type +
-                    "\" is not supported (NFC, NFD, NFKC, NFKD and Sequences of them are)");
+                    "\" is not supported (NFC, NFD, NFKC, NFKD, Prepend, Replace and Sequences "
+                    "of them are)");
+}
+
+// The library's Metaspace deserialisation: prepend_scheme, "always" when absent; the older
+// add_prefix_space, when false, must come with prepend_scheme "never" (the library refuses the
+// file otherwise).
+Metaspace HfTokenizer::parse_metaspace(const json& node, const std::string& field) const {
+  Metaspace m;
+  m.replacement = node.at("replacement").get<std::string>();
+  if (m.replacement.empty() || hf_code_point_at(m.replacement, 0).second != m.replacement.size())
+    throw UserError(error_prefix() + field + ".replacement must be one character");
+  if (node.contains("prepend_scheme") && !node["prepend_scheme"].is_null()) {
+    const std::string scheme = node["prepend_scheme"].get<std::string>();
+    if (scheme == "always") {
+      m.prepend = Metaspace::Prepend::kAlways;
+    } else if (scheme == "first") {
+      m.prepend = Metaspace::Prepend::kFirst;
+    } else if (scheme == "never") {
+      m.prepend = Metaspace::Prepend::kNever;
+    } else {
+      throw UserError(error_prefix() + field + ".prepend_scheme \"" + scheme +
+                      "\" is not supported (always, first, never)");
+    }
+  }
+  if (!flag(node, "add_prefix_space", true) && m.prepend != Metaspace::Prepend::kNever)
+    throw UserError(error_prefix() + field +
+                    ".add_prefix_space false does not match its prepend_scheme");
+  m.split = flag(node, "split", true);
+  return m;
+}
+
+void HfTokenizer::parse_decoder(const json& node) {
+  const std::string type = type_of(node);
+  const std::string context = error_prefix() + "decoder " + type;
+  HfDecoderStep step;
+  if (type == "Sequence") {
+    for (const json& inner : node.at("decoders")) parse_decoder(inner);
+    return;
+  } else if (type == "Replace") {
+    const json& pattern = node.at("pattern");
+    if (!pattern.contains("String") || pattern["String"].get<std::string>().empty())
+      throw UserError(context +
+                      ": only a non-empty String pattern is supported "
+                      "(decoder.pattern)");
+    step.kind = HfDecoderStep::Kind::kReplace;
+    step.pattern = pattern["String"].get<std::string>();
+    step.content = node.at("content").get<std::string>();
+  } else if (type == "ByteFallback") {
+    step.kind = HfDecoderStep::Kind::kByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = HfDecoderStep::Kind::kFuse;
+  } else if (type == "Strip") {
+    const std::string content = node.at("content").get<std::string>();
+    if (content.empty() || hf_code_point_at(content, 0).second != content.size())
+      throw UserError(context + ": decoder.content must be one character");
+    step.kind = HfDecoderStep::Kind::kStrip;
+    step.strip_char = hf_code_point_at(content, 0).first;
+    step.start = node.at("start").get<size_t>();
+    step.stop = node.at("stop").get<size_t>();
+  } else if (type == "Metaspace") {
+    const Metaspace m = parse_metaspace(node, "decoder");
+    step.kind = HfDecoderStep::Kind::kMetaspace;
+    step.pattern = m.replacement;
+    step.prepend = m.prepend != Metaspace::Prepend::kNever;
+  } else {
+    throw UserError(error_prefix() + "decoder \"" + (node.is_null() ? "null" : type) +
+                    "\" is not supported (ByteLevel; or Replace, ByteFallback, Fuse, Strip, "
+                    "Metaspace and Sequences of them)");
+  }
+  decoder_.push_back(std::move(step));
 }
 
 void HfTokenizer::parse_pre_tokenizer(const json& node) {
   const std::string type = type_of(node);
+  if (!byte_level_) {
+    if (node.is_null()) return;
+    if (type == "Metaspace") {
+      metaspace_ = parse_metaspace(node, "pre_tokenizer");
+      return;
+    }
+    throw UserError(error_prefix() + "pre_tokenizer \"" + type +
+                    "\" is not supported without a ByteLevel decoder (null or Metaspace are)");
+  }
   if (type == "ByteLevel") {
     add_step(node, true);
   } else if (type == "Sequence") {
@@ -371,6 +509,35 @@ void split_by(const HfRegex& regex, SplitBehavior behavior, bool invert, std::st
   }
   for (const Span& s : kept)
     if (!s.match) emit(text.substr(s.start, s.end - s.start));
+}
+
+// The library's Metaspace::pre_tokenize on one piece of normalized text.
+void HfTokenizer::metaspace_split(std::string_view text, bool first,
+                                  std::vector<int32_t>& ids) const {
+  const std::string& mark = metaspace_->replacement;
+  std::string word;
+  word.reserve(text.size() + 2 * mark.size());
+  const bool prepend = metaspace_->prepend == Metaspace::Prepend::kAlways ||
+                       (metaspace_->prepend == Metaspace::Prepend::kFirst && first);
+  for (char c : text) {
+    if (c == ' ') {
+      word += mark;
+    } else {
+      word.push_back(c);
+    }
+  }
+  if (prepend && !word.starts_with(mark)) word.insert(0, mark);
+  if (!metaspace_->split) {
+    bpe_->encode_word(word, ids);
+    return;
+  }
+  // MergedWithNext on the replacement: every piece but the first starts with it.
+  size_t start = 0;
+  for (size_t at = word.find(mark, 1); at != std::string::npos; at = word.find(mark, at + 1)) {
+    bpe_->encode_word(std::string_view(word).substr(start, at - start), ids);
+    start = at;
+  }
+  bpe_->encode_word(std::string_view(word).substr(start), ids);
 }
 
 void HfTokenizer::pre_tokenize(std::string_view text, size_t step,

@@ -1,4 +1,5 @@
-// Hugging Face byte-level BPE tokenizers read from a tokenizer.json ("hf:PATH").
+// Hugging Face BPE tokenizers read from a tokenizer.json ("hf:PATH"): byte-level (GPT-2,
+// LLaMA-3) or SentencePiece-style (LLaMA-1/2, Mistral: characters, ▁, <0xNN> byte fallback).
 #pragma once
 #include <memory>
 #include <string>

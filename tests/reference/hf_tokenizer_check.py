@@ -27,6 +27,7 @@ PUBLISHED = {
     "pythia-70m": "EleutherAI/pythia-70m",
     "bloom-560m": "bigscience/bloom-560m",
     "llama-3-8b": "NousResearch/Meta-Llama-3-8B",
+    "tinyllama-1.1b": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
 }
 EOD_NAMES = ["<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"]
 BLOOM_PATTERN = " ?[^(\\s|[.,!?…。，、।۔،])]+"
@@ -259,6 +260,50 @@ def train(workdir, corpus):
                             AddedToken("<sep>", single_word=True)])
     tok.add_tokens([AddedToken("test", single_word=True), AddedToken("ing", lstrip=True)])
     tok.save(path)
+
+    # LLaMA-1/2, TinyLlama, Mistral: SentencePiece-style BPE over characters, byte fallback to
+    # <0x00>..<0xFF> (vocab entries 3..258, not added tokens), spaces as U+2581. Trained on
+    # Metaspace words so that merges stay inside words, as SentencePiece's do; a small
+    # alphabet sends rarer characters to byte fallback. Then the two published layouts: the
+    # legacy one (normalizer Prepend + Replace, no pre-tokenizer: a whole piece of text is one
+    # BPE word) and the newer one (Metaspace pre-tokenizer, prepend_scheme "first").
+    byte_tokens = ["<0x%02X>" % b for b in range(256)]
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=["<unk>", "<s>", "</s>"] +
+                                  byte_tokens, limit_alphabet=300, show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    trained = os.path.join(workdir, "llama2-trained.json")
+    tok.save(trained)
+    decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                                 decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    # And the rarer options: Metaspace splitting, prepend_scheme "always", a Metaspace decoder,
+    # unknown characters as one <unk> each instead of byte fallback.
+    for name, normalizer, pre_tokenizer, fallback in [
+            ("llama2", normalizers.Sequence([normalizers.Prepend("\u2581"),
+                                             normalizers.Replace(" ", "\u2581")]), None, True),
+            ("llama2-metaspace", None,
+             pre_tokenizers.Metaspace(prepend_scheme="first", split=False), True),
+            ("llama2-options", normalizers.NFKC(),
+             pre_tokenizers.Metaspace(prepend_scheme="always", split=True), False)]:
+        tok = Tokenizer.from_file(trained)
+        tok.normalizer = normalizer
+        tok.pre_tokenizer = pre_tokenizer
+        tok.decoder = decoder if fallback else decoders.Sequence([
+            decoders.ByteFallback(), decoders.Metaspace(prepend_scheme="always")])
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", 1)])
+        path = os.path.join(workdir, name + ".json")
+        tok.save(path)
+
+        def edit(j):
+            j["added_tokens"] = [dict(t, normalized=False, special=True)
+                                 for t in j["added_tokens"] if t["content"] not in byte_tokens]
+            j["model"].update(byte_fallback=fallback, fuse_unk=fallback, unk_token="<unk>")
+        rewrite(path, edit)
+        vocab = json.load(open(path, encoding="utf-8"))["model"]["vocab"]
+        assert [vocab[t] for t in ["<unk>", "<s>", "</s>"] + byte_tokens] == list(range(259))
+        out["trained " + name] = path
     return out
 
 
