@@ -41,6 +41,17 @@ nlohmann::json hf_config_file_read(const std::string& path) {
   return j;
 }
 
+std::string hf_config_file_text(nlohmann::ordered_json& j, bool tie_embeddings, int64_t eod_id) {
+  j["tie_word_embeddings"] = tie_embeddings;
+  if (eod_id >= 0) {
+    j["bos_token_id"] = eod_id;
+    j["eos_token_id"] = eod_id;
+  }
+  j["torch_dtype"] = "float32";
+  j["use_cache"] = true;
+  return j.dump(2) + "\n";
+}
+
 const HfAdapter& hf_adapter_for_config(const std::string& path) {
   const std::string type = hf_config_file_read(path).value("model_type", std::string());
   std::string known;

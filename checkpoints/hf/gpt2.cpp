@@ -65,14 +65,7 @@ std::string gpt2_config_json(const ModelConfig& m, int64_t eod_id) {
   j["scale_attn_weights"] = true;
   j["scale_attn_by_inverse_layer_idx"] = false;
   j["reorder_and_upcast_attn"] = false;
-  j["tie_word_embeddings"] = m.tie_embeddings;
-  if (eod_id >= 0) {
-    j["bos_token_id"] = eod_id;
-    j["eos_token_id"] = eod_id;
-  }
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
-  return j.dump(2) + "\n";
+  return hf_config_file_text(j, m.tie_embeddings, eod_id);
 }
 
 std::string gpt2_config_summary(const ModelConfig& m) {

@@ -78,14 +78,7 @@ std::string llama_config_json(const ModelConfig& m, int64_t eod_id) {
   j["attention_dropout"] = 0.0;
   j["initializer_range"] = 0.02;
   j["pretraining_tp"] = 1;
-  j["tie_word_embeddings"] = m.tie_embeddings;
-  if (eod_id >= 0) {
-    j["bos_token_id"] = eod_id;
-    j["eos_token_id"] = eod_id;
-  }
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
-  return j.dump(2) + "\n";
+  return hf_config_file_text(j, m.tie_embeddings, eod_id);
 }
 
 std::string llama_config_summary(const ModelConfig& m) {
