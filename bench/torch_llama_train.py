@@ -16,14 +16,14 @@ token batches of the same shape. Prints one line `torch: ... tokens/s` (timed st
 warm-up steps, which are not timed.
 """
 import argparse
-import math
 import sys
 import time
 
 try:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
+
+    from torch_llama_model import Llama
 except ImportError as e:
     print(f"SKIP: torch not installed ({e})")
     sys.exit(77)
@@ -37,90 +37,6 @@ def sdpa_has_gqa():
         return True
     except (TypeError, RuntimeError):
         return False
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, C, eps=1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(C))
-
-    def forward(self, x):
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
-
-
-def rope_tables(T, HS, theta):
-    """cos and sin (T, HS): inverse frequency theta^(-2i/HS) for columns i and i + HS/2."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, HS, 2, dtype=torch.float64) / HS)
-    angles = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
-    angles = torch.cat((angles, angles), dim=-1)
-    return angles.cos().float(), angles.sin().float()
-
-
-def rope(x, cos, sin):
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin  # rotate_half
-
-
-class Block(nn.Module):
-    def __init__(self, C, NH, KV, FF, gqa):
-        super().__init__()
-        self.NH, self.KV, self.HS, self.FF, self.gqa = NH, KV, C // NH, FF, gqa
-        self.ln_1 = RMSNorm(C)
-        self.qkv = nn.Linear(C, (NH + 2 * KV) * self.HS, bias=False)
-        self.proj = nn.Linear(NH * self.HS, C, bias=False)
-        self.ln_2 = RMSNorm(C)
-        self.fc = nn.Linear(C, 2 * FF, bias=False)  # [gate; up]
-        self.fc_proj = nn.Linear(FF, C, bias=False)
-
-    def attention(self, x, cos, sin):
-        B, T, _ = x.shape
-        NH, KV, HS = self.NH, self.KV, self.HS
-        q, k, v = self.qkv(x).split([NH * HS, KV * HS, KV * HS], dim=-1)
-        q = q.view(B, T, NH, HS).transpose(1, 2)
-        k = k.view(B, T, KV, HS).transpose(1, 2)
-        v = v.view(B, T, KV, HS).transpose(1, 2)
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
-        if self.gqa == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        else:
-            k, v = (t.repeat_interleave(NH // KV, dim=1) for t in (k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, NH * HS))
-
-    def forward(self, x, cos, sin):
-        x = x + self.attention(self.ln_1(x), cos, sin)
-        gate, up = self.fc(self.ln_2(x)).split(self.FF, dim=-1)
-        return x + self.fc_proj(F.silu(gate) * up)
-
-
-class Llama(nn.Module):
-    def __init__(self, L, C, NH, KV, FF, T, V, theta, gqa):
-        super().__init__()
-        self.V = V
-        Vp = (V + 127) // 128 * 128
-        self.wte = nn.Embedding(Vp, C)
-        self.h = nn.ModuleList(Block(C, NH, KV, FF, gqa) for _ in range(L))
-        self.ln_f = RMSNorm(C)
-        self.lm_head = nn.Linear(C, Vp, bias=False)
-        cos, sin = rope_tables(T, C // NH, theta)
-        self.register_buffer("cos", cos, persistent=False)
-        self.register_buffer("sin", sin, persistent=False)
-        for name, p in self.named_parameters():
-            if p.dim() == 2:
-                std = 0.02 / math.sqrt(2 * L) if name.endswith("proj.weight") else 0.02
-                nn.init.normal_(p, std=std)
-        with torch.no_grad():
-            self.wte.weight[V:].zero_()
-
-    def forward(self, idx, targets):
-        T = idx.shape[1]
-        cos, sin = self.cos[:T], self.sin[:T]
-        x = self.wte(idx)
-        for block in self.h:
-            x = block(x, cos, sin)
-        logits = self.lm_head(self.ln_f(x))
-        return F.cross_entropy(logits[..., : self.V].reshape(-1, self.V), targets.reshape(-1))
 
 
 def main():
@@ -150,9 +66,9 @@ def main():
     if gqa == "auto":
         gqa = "sdpa" if sdpa_has_gqa() else "repeat"
     model = Llama(args.layers, args.d_model, args.heads, args.kv_heads, args.d_ff, args.seq_len,
-                  args.vocab, args.rope_theta, gqa)
-    decayed = [p for n, p in model.named_parameters()
-               if p.dim() == 2 and (n.startswith("h.") or n.startswith("lm_head"))]
+                  args.vocab, args.rope_theta, "gqa" if gqa == "sdpa" else "repeat")
+    # Matrices of the blocks and the LM head decay (tessera's optim defaults), not the embedding.
+    decayed = [p for n, p in model.named_parameters() if p.dim() == 2 and not n.startswith("wte")]
     ids = {id(p) for p in decayed}
     others = [p for p in model.parameters() if id(p) not in ids]
     impl = {} if args.adamw == "default" else {args.adamw: True}
