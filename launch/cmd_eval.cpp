@@ -1,6 +1,9 @@
 // `tessera eval`: loss per token of a model (a weights file or a checkpoint directory), either
 // on fixed windows of prepared token shards (--tokens) or on given sequences of token ids
-// (--ids FILE.json), optionally writing the logits at every position of those (--logits).
+// (--ids FILE.json), optionally writing the logits at every position of those (--logits) and
+// the gradient of their mean loss with respect to every weight (--grads), under the Hugging Face
+// names of the model's family: what a training step on those sequences would descend along,
+// comparable tensor by tensor with transformers' backward.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -8,9 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/hf/adapter.h"
+#include "checkpoints/hf/safetensors.h"
 #include "launch/commands.h"
 #include "launch/session.h"
 #include "runtime/error.h"
+#include "runtime/ops.h"
 
 namespace tessera {
 namespace {
@@ -65,13 +71,32 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
   if (!out) throw UserError(path + ": cannot write (disk full?)");
 }
 
+// The gradients held in `model` (the whole model on this process) as float32 safetensors under
+// the Hugging Face names of family m.family.
+void write_grads(const std::string& path, Device& dev, ModelInstance& model, const ModelConfig& m) {
+  const HfAdapter* hf = hf_adapter_for(m.family);
+  if (!hf) throw UserError("eval: --grads: family " + m.family + " has no Hugging Face names");
+  std::vector<std::vector<float>> data;
+  std::vector<SafetensorsEntry> entries;
+  for (const Param& p : model.registry().all()) {
+    const std::vector<double> g = tensor_to_host_f64(dev, p.grad);
+    const std::vector<float> ours(g.begin(), g.end());
+    for (const HfPiece& piece : hf->tensor_map(m, p.name).pieces) {
+      data.push_back(hf_piece_from_tessera(p, piece, ours));
+      entries.push_back({piece.name, hf_piece_shape(p, piece), nullptr});
+    }
+  }
+  for (size_t i = 0; i < entries.size(); ++i) entries[i].data = data[i].data();
+  safetensors_write(path, entries, {{"format", "pt"}, {"content", "gradients of the mean loss"}});
+}
+
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
   const char* usage =
       "usage: tessera eval --model WEIGHTS.h5|CHECKPOINT_DIR (--tokens SHARD_DIR [--batches N] | "
-      "--ids FILE.json [--logits OUT.npy])";
-  std::string model_path, tokens, ids_path, logits_path;
+      "--ids FILE.json [--logits OUT.npy] [--grads OUT.safetensors])";
+  std::string model_path, tokens, ids_path, logits_path, grads_path;
   int64_t batches = 16;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -81,10 +106,12 @@ int cmd_eval(int argc, char** argv) {
     else if (a == "--batches") batches = std::stoll(argv[++i]);
     else if (a == "--ids") ids_path = argv[++i];
     else if (a == "--logits") logits_path = argv[++i];
+    else if (a == "--grads") grads_path = argv[++i];
     else throw UserError("eval: unknown option " + a + " (" + usage + ")");
   }
   if (model_path.empty() || tokens.empty() == ids_path.empty()) throw UserError(usage);
-  if (!logits_path.empty() && ids_path.empty()) throw UserError("eval: --logits needs --ids (" + std::string(usage) + ")");
+  if ((!logits_path.empty() || !grads_path.empty()) && ids_path.empty())
+    throw UserError("eval: --logits and --grads need --ids (" + std::string(usage) + ")");
   RunConfig cfg;
   auto cpu = Device::create(DeviceKind::cpu);
   auto model = session_is_checkpoint(model_path)
@@ -104,6 +131,12 @@ int cmd_eval(int argc, char** argv) {
   // before it; its positions get target -1 (no loss).
   const int64_t T = cfg.model.seq_len, V = cfg.model.vocab_size, Vp = cfg.model.padded_vocab();
   const auto seqs = read_ids(ids_path, T, V);
+  if (!grads_path.empty() && cfg.model.dropout != 0)
+    throw UserError("eval: --grads: the model has dropout = " + std::to_string(cfg.model.dropout) +
+                    " and its backward applies it; gradients are taken of models without dropout");
+  int64_t targets_total = 0;  // the gradient is of the mean over every sequence's targets
+  for (const auto& s : seqs) targets_total += static_cast<int64_t>(s.size()) - 1;
+  if (!grads_path.empty()) ops::fill_zero(*cpu, model->registry().flat_grads());
   const DType dt = model->registry().all().front().value.dtype;
   const DType loss_dtype = dt == DType::f64 ? DType::f64 : DType::f32;
   Arena measure("eval", DeviceKind::cpu);
@@ -116,13 +149,16 @@ int cmd_eval(int argc, char** argv) {
   double sum = 0;
   int64_t count = 0;
   std::vector<float> logits;
-  for (const auto& s : seqs) {
-    const int64_t n = static_cast<int64_t>(s.size());
+  auto load = [&](const std::vector<int32_t>& s) {  // the window and its targets
     std::vector<int32_t> window(T, 0), targets(T, -1);
     std::copy(s.begin(), s.end(), window.begin());
     std::copy(s.begin() + 1, s.end(), targets.begin());
     cpu->copy_from_host(in, window.data());
     cpu->copy_from_host(tg, targets.data());
+  };
+  for (const auto& s : seqs) {
+    const int64_t n = static_cast<int64_t>(s.size());
+    load(s);
     model->stage().forward(*cpu, 0, in, Tensor{}, tg, losses, DropoutKey{}, false, 0.0f);
     const std::vector<double> l = tensor_to_host_f64(*cpu, losses);
     for (int64_t k = 0; k + 1 < n; ++k) sum += l[k];
@@ -132,6 +168,16 @@ int cmd_eval(int argc, char** argv) {
         tensor_to_host_f64(*cpu, model->stage().logits(0).view({T, Vp}).slice_rows(0, n));
     for (int64_t k = 0; k < n; ++k)
       for (int64_t v = 0; v < V; ++v) logits.push_back(static_cast<float>(z[k * Vp + v]));
+  }
+  if (!grads_path.empty()) {
+    // Again with the loss's gradient (it replaces the logits), then backward: sums over sequences.
+    const float dloss = 1.0f / static_cast<float>(targets_total);
+    for (const auto& s : seqs) {
+      load(s);
+      model->stage().forward(*cpu, 0, in, Tensor{}, tg, losses, DropoutKey{}, false, dloss);
+      model->stage().backward(*cpu, 0, in, Tensor{}, DropoutKey{});
+    }
+    write_grads(grads_path, *cpu, *model, cfg.model);
   }
   if (!logits_path.empty()) write_npy(logits_path, logits, static_cast<int64_t>(logits.size()) / V, V);
   std::printf("{\"loss\": %.9g, \"tokens\": %lld}\n", sum / static_cast<double>(count),

@@ -1,7 +1,6 @@
 #include "checkpoints/hf/adapter.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "checkpoints/hf/config_file.h"
 #include "runtime/error.h"
@@ -11,7 +10,8 @@ namespace {
 
 // Every family with a Hugging Face adapter.
 const std::vector<const HfAdapter*>& hf_adapters() {
-  static const std::vector<const HfAdapter*> adapters = {&hf_gpt2_adapter(), &hf_llama_adapter()};
+  static const std::vector<const HfAdapter*> adapters = {&hf_gpt2_adapter(), &hf_llama_adapter(),
+                                                         &hf_neox_adapter(), &hf_bloom_adapter()};
   return adapters;
 }
 
@@ -20,36 +20,29 @@ int64_t rows_end(const Param& p, const HfPiece& piece) {
   return piece.row_end < 0 ? p.global_shape[0] : piece.row_end;
 }
 
+// A per_head_qkv piece covers exactly 3 heads * head_dim rows.
+void check_piece(const Param& p, const HfPiece& piece, int64_t rows) {
+  if (piece.transform == HfTransform::per_head_qkv)
+    TS_ASSERT(piece.heads > 0 && piece.head_dim > 0 && rows == 3 * piece.heads * piece.head_dim,
+              piece.name + ": per-head q/k/v layout does not match the rows of " + p.name);
+}
+
+// Row r of the HF tensor `piece` (when it is not transposed) is row `ours_row(piece, r)` of
+// p. per_head_qkv: HF row r is element i of part (q, k, v) of head h, with r = (3 h + part) D + i;
+// tessera keeps part's heads together: row part H D + h D + i.
+int64_t ours_row(const HfPiece& piece, int64_t r) {
+  if (piece.transform != HfTransform::per_head_qkv) return piece.row_begin + r;
+  const int64_t D = piece.head_dim, H = piece.heads;
+  const int64_t h = r / (3 * D), part = (r / D) % 3, i = r % D;
+  return piece.row_begin + part * H * D + h * D + i;
+}
+
 }  // namespace
 
 const HfAdapter* hf_adapter_for(const std::string& family) {
   for (const HfAdapter* a : hf_adapters())
     if (a->family == family) return a;
   return nullptr;
-}
-
-nlohmann::json hf_config_file_read(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UserError(path + ": cannot read (an exported model directory holds config.json)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw UserError(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  if (!j.is_object()) throw UserError(path + ": expected a JSON object");
-  return j;
-}
-
-std::string hf_config_file_text(nlohmann::ordered_json& j, bool tie_embeddings, int64_t eod_id) {
-  j["tie_word_embeddings"] = tie_embeddings;
-  if (eod_id >= 0) {
-    j["bos_token_id"] = eod_id;
-    j["eos_token_id"] = eod_id;
-  }
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
-  return j.dump(2) + "\n";
 }
 
 const HfAdapter& hf_adapter_for_config(const std::string& path) {
@@ -77,11 +70,18 @@ std::vector<float> hf_piece_from_tessera(const Param& p, const HfPiece& piece,
                                          const std::vector<float>& ours) {
   const int64_t C = p.global_shape.numel() / p.global_shape[0],
                 R = rows_end(p, piece) - piece.row_begin;
-  const auto block = ours.begin() + piece.row_begin * C;  // (R, C)
-  if (piece.transform == HfTransform::none) return std::vector<float>(block, block + R * C);
-  std::vector<float> out(static_cast<size_t>(R * C));  // (C, R)
-  for (int64_t i = 0; i < R; ++i)
-    for (int64_t j = 0; j < C; ++j) out[j * R + i] = block[i * C + j];
+  check_piece(p, piece, R);
+  std::vector<float> out(static_cast<size_t>(R * C));
+  if (piece.transform == HfTransform::transpose) {  // out (C, R)
+    const auto block = ours.begin() + piece.row_begin * C;
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t j = 0; j < C; ++j) out[j * R + i] = block[i * C + j];
+    return out;
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    const auto row = ours.begin() + ours_row(piece, r) * C;
+    std::copy(row, row + C, out.begin() + r * C);
+  }
   return out;
 }
 
@@ -89,15 +89,17 @@ void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const std::vector
                          std::vector<double>& ours) {
   const int64_t C = p.global_shape.numel() / p.global_shape[0],
                 R = rows_end(p, piece) - piece.row_begin;
+  check_piece(p, piece, R);
   TS_ASSERT(static_cast<int64_t>(theirs.size()) == R * C,
             piece.name + ": size differs from its rows of " + p.name);
-  const auto block = ours.begin() + piece.row_begin * C;  // (R, C)
-  if (piece.transform == HfTransform::none) {
-    std::copy(theirs.begin(), theirs.end(), block);
+  if (piece.transform == HfTransform::transpose) {  // theirs (C, R)
+    const auto block = ours.begin() + piece.row_begin * C;
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t j = 0; j < C; ++j) block[i * C + j] = theirs[j * R + i];
     return;
   }
-  for (int64_t i = 0; i < R; ++i)  // theirs: (C, R)
-    for (int64_t j = 0; j < C; ++j) block[i * C + j] = theirs[j * R + i];
+  for (int64_t r = 0; r < R; ++r)
+    std::copy(theirs.begin() + r * C, theirs.begin() + (r + 1) * C, ours.begin() + ours_row(piece, r) * C);
 }
 
 }  // namespace tessera

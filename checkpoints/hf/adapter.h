@@ -17,8 +17,9 @@ namespace tessera {
 enum class HfTransform {
   none,       // the same row-major layout
   transpose,  // a 2-D tensor stored [in, out] (GPT-2's Conv1D): tessera's [out, in] transposed
-  // Families to come add theirs here, e.g. NeoX/BLOOM's query_key_value with q, k, v
-  // interleaved per head.
+  // NeoX's and BLOOM's fused query_key_value: rows grouped by head, [q_h; k_h; v_h] for each
+  // head h, where tessera's attn.qkv holds [q (all heads); k; v]. Needs heads and head_dim.
+  per_head_qkv,
 };
 
 // One HF tensor: rows [row_begin, row_end) of a tessera tensor (dimension 0 of its global
@@ -28,6 +29,7 @@ struct HfPiece {
   std::string name;                     // e.g. "transformer.h.0.attn.c_attn.weight"
   int64_t row_begin = 0, row_end = -1;  // -1: through the last row
   HfTransform transform = HfTransform::none;
+  int64_t heads = 0, head_dim = 0;  // per_head_qkv only
 };
 
 // One tessera tensor and the HF tensors it is made of, in row order: one piece for GPT-2 (the
@@ -76,5 +78,7 @@ void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const std::vector
 // The families (each in checkpoints/hf/<family>.cpp).
 const HfAdapter& hf_gpt2_adapter();
 const HfAdapter& hf_llama_adapter();
+const HfAdapter& hf_neox_adapter();
+const HfAdapter& hf_bloom_adapter();
 
 }  // namespace tessera

@@ -93,80 +93,42 @@ std::string llama_config_summary(const ModelConfig& m) {
 }
 
 ModelConfig llama_read_config(const std::string& path, const ModelConfig& base) {
-  const nlohmann::json j = hf_config_file_read(path);
-  auto bad = [&](const std::string& why) { throw UserError(path + ": " + why); };
-  auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
-  auto integer = [&](const char* key) -> int64_t {
-    if (!present(key)) bad(std::string("missing key ") + key);
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() <= 0)
-      bad(std::string(key) + " must be a positive integer");
-    return j[key].get<int64_t>();
-  };
-  auto number = [&](const char* key, double dflt) {
-    if (!present(key)) return dflt;
-    if (!j[key].is_number() || !(j[key].get<double>() > 0)) bad(std::string(key) + " must be a positive number");
-    return j[key].get<double>();
-  };
-  auto flag = [&](const char* key, bool dflt) {
-    if (!present(key)) return dflt;
-    if (!j[key].is_boolean()) bad(std::string(key) + " must be true or false");
-    return j[key].get<bool>();
-  };
+  const HfConfigFields f(path);
   ModelConfig m = base;
   model_apply_family(m, "llama");
-  m.n_layer = integer("num_hidden_layers");
-  m.d_model = integer("hidden_size");
-  m.n_head = integer("num_attention_heads");
-  m.vocab_size = integer("vocab_size");
-  m.seq_len = integer("max_position_embeddings");
-  if (m.d_model % m.n_head != 0) bad("hidden_size is not divisible by num_attention_heads");
-  const int64_t kv = present("num_key_value_heads") ? integer("num_key_value_heads") : m.n_head;
-  if (m.n_head % kv != 0) bad("num_key_value_heads does not divide num_attention_heads");
+  m.n_layer = f.integer("num_hidden_layers");
+  m.d_model = f.integer("hidden_size");
+  m.n_head = f.integer("num_attention_heads");
+  m.vocab_size = f.integer("vocab_size");
+  m.seq_len = f.integer("max_position_embeddings");
+  if (m.d_model % m.n_head != 0) f.bad("hidden_size is not divisible by num_attention_heads");
+  const int64_t kv = f.present("num_key_value_heads") ? f.integer("num_key_value_heads") : m.n_head;
+  if (m.n_head % kv != 0) f.bad("num_key_value_heads does not divide num_attention_heads");
   m.n_kv_head = kv == m.n_head ? 0 : kv;
-  if (present("head_dim") && integer("head_dim") != m.head_size())
-    bad("head_dim = " + std::to_string(j["head_dim"].get<int64_t>()) +
-        " is not supported (tessera's head size is hidden_size / num_attention_heads = " +
-        std::to_string(m.head_size()) + ")");
+  if (f.present("head_dim") && f.integer("head_dim") != m.head_size())
+    f.bad("head_dim = " + std::to_string(f.integer("head_dim")) +
+          " is not supported (tessera's head size is hidden_size / num_attention_heads = " +
+          std::to_string(m.head_size()) + ")");
   m.d_ff = 0;
-  if (const int64_t f = integer("intermediate_size"); f != m.ff()) m.d_ff = f;
-  if (present("hidden_act") && !j["hidden_act"].is_string()) bad("hidden_act must be a string");
-  const std::string act = present("hidden_act") ? j["hidden_act"].get<std::string>() : "silu";
+  if (const int64_t ff = f.integer("intermediate_size"); ff != m.ff()) m.d_ff = ff;
+  const std::string act = f.string("hidden_act", "silu");
   if (act != "silu" && act != "swish")
-    bad("hidden_act \"" + act + "\" is not supported (tessera's SwiGLU gates with silu)");
-  m.norm_eps = number("rms_norm_eps", 1e-6);
-  // rope_scaling (transformers 4) and rope_parameters (5) may only name the default rope.
-  m.rope_theta = number("rope_theta", 10000.0);
-  for (const char* key : {"rope_scaling", "rope_parameters"}) {
-    if (!present(key)) continue;
-    const nlohmann::json& r = j[key];
-    if (!r.is_object()) bad(std::string(key) + " must be null or an object");
-    const char* type_key = r.contains("rope_type") ? "rope_type" : "type";
-    if (r.contains(type_key) && !r[type_key].is_string())
-      bad(std::string(key) + "." + type_key + " must be a string");
-    const std::string type = r.value(type_key, std::string("default"));
-    if (type != "default")
-      bad(std::string(key) + " with rope_type \"" + type +
-          "\" is not supported (tessera's rope is unscaled: " + key + " must be null)");
-    if (r.contains("rope_theta")) {
-      if (!r["rope_theta"].is_number() || !(r["rope_theta"].get<double>() > 0))
-        bad(std::string(key) + ".rope_theta must be a positive number");
-      m.rope_theta = r["rope_theta"].get<double>();
-    }
-    if (r.contains("partial_rotary_factor") &&
-        !(r["partial_rotary_factor"].is_number() && r["partial_rotary_factor"].get<double>() == 1.0))
-      bad(std::string(key) + ".partial_rotary_factor != 1 is not supported (LlamaForCausalLM rotates whole heads)");
-  }
-  if (present("partial_rotary_factor") && number("partial_rotary_factor", 1.0) != 1.0)
-    bad("partial_rotary_factor != 1 is not supported (LlamaForCausalLM rotates whole heads)");
-  if (present("sliding_window"))
-    bad("sliding_window is not supported (tessera's attention is full causal: sliding_window must be null)");
-  const bool attention_bias = flag("attention_bias", false), mlp_bias = flag("mlp_bias", false);
+    f.bad("hidden_act \"" + act + "\" is not supported (tessera's SwiGLU gates with silu)");
+  m.norm_eps = f.number("rms_norm_eps", 1e-6);
+  const HfRope rope = f.rope({"rope_theta"}, {"partial_rotary_factor"}, {10000.0, 1.0});
+  m.rope_theta = rope.theta;
+  if (rope.fraction != 1.0)
+    f.bad("partial_rotary_factor = " + std::to_string(rope.fraction) +
+          " is not supported (LlamaForCausalLM rotates whole heads)");
+  if (f.present("sliding_window"))
+    f.bad("sliding_window is not supported (tessera's attention is full causal: sliding_window must be null)");
+  const bool attention_bias = f.flag("attention_bias", false), mlp_bias = f.flag("mlp_bias", false);
   if (attention_bias != mlp_bias)
-    bad(std::string(attention_bias ? "attention_bias" : "mlp_bias") + " = true with " +
-        (attention_bias ? "mlp_bias" : "attention_bias") +
-        " = false is not supported (tessera biases all linear layers or none)");
+    f.bad(std::string(attention_bias ? "attention_bias" : "mlp_bias") + " = true with " +
+          (attention_bias ? "mlp_bias" : "attention_bias") +
+          " = false is not supported (tessera biases all linear layers or none)");
   m.bias = attention_bias;
-  m.tie_embeddings = flag("tie_word_embeddings", false);
+  m.tie_embeddings = f.flag("tie_word_embeddings", false);
   return m;
 }
 

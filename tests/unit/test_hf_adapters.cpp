@@ -23,6 +23,24 @@ namespace {
 namespace fs = std::filesystem;
 
 // A tiny llama: grouped-query (4 heads, 2 key/value heads), byte vocabulary (257, padded to 384).
+ModelConfig tiny_llama();
+
+// A tiny Pythia-style NeoX (rotary on 6 of 12 dims, parallel residual) and a BLOOM with a head
+// count that is not a power of two.
+ModelConfig tiny_neox() {
+  ModelConfig m;
+  model_apply_family(m, "neox");
+  m.n_layer = 2, m.d_model = 36, m.n_head = 3, m.seq_len = 16, m.vocab_size = 257;
+  m.rope_fraction = 0.5, m.rope_theta = 20000.0;
+  return m;
+}
+ModelConfig tiny_bloom() {
+  ModelConfig m;
+  model_apply_family(m, "bloom");
+  m.n_layer = 2, m.d_model = 48, m.n_head = 3, m.seq_len = 16, m.vocab_size = 257, m.norm_eps = 1e-5;
+  return m;
+}
+
 ModelConfig tiny_llama() {
   ModelConfig m;
   model_apply_family(m, "llama");
@@ -79,7 +97,9 @@ TEST(HfAdapters, LookupByFamilyAndModelType) {
   ASSERT_NE(hf_adapter_for("llama"), nullptr);
   EXPECT_EQ(hf_adapter_for("llama")->architecture, "LlamaForCausalLM");
   EXPECT_EQ(hf_adapter_for("gpt2")->architecture, "GPT2LMHeadModel");
-  EXPECT_EQ(hf_adapter_for("neox"), nullptr);
+  EXPECT_EQ(hf_adapter_for("neox")->architecture, "GPTNeoXForCausalLM");
+  EXPECT_EQ(hf_adapter_for("bloom")->architecture, "BloomForCausalLM");
+  EXPECT_EQ(hf_adapter_for("nope"), nullptr);
 }
 
 TEST(HfAdapters, LlamaTensorMapCoversEveryRowWithHfNames) {
@@ -142,6 +162,55 @@ TEST(HfAdapters, PieceCopiesAreTheRowsOfTheTensor) {
     return;
   }
   FAIL() << "no h.0.attn.qkv.weight";
+}
+
+TEST(HfAdapters, NeoxAndBloomTensorMapsCoverEveryRowWithHfNames) {
+  const ModelConfig neox = tiny_neox();
+  const auto t = hf_tensors(hf_neox_adapter(), neox);
+  EXPECT_EQ(t.at("gpt_neox.embed_in.weight"), (std::vector<int64_t>{257, 36}));
+  EXPECT_EQ(t.at("embed_out.weight"), (std::vector<int64_t>{257, 36}));
+  EXPECT_EQ(t.at("gpt_neox.final_layer_norm.bias"), std::vector<int64_t>{36});
+  EXPECT_EQ(t.at("gpt_neox.layers.1.attention.query_key_value.weight"), (std::vector<int64_t>{108, 36}));
+  EXPECT_EQ(t.at("gpt_neox.layers.1.attention.query_key_value.bias"), std::vector<int64_t>{108});
+  EXPECT_EQ(t.at("gpt_neox.layers.0.mlp.dense_4h_to_h.weight"), (std::vector<int64_t>{36, 144}));
+  EXPECT_EQ(t.count("gpt_neox.layers.0.post_attention_layernorm.bias"), 1u);
+  EXPECT_EQ(t.size(), 4u + 2 * 12);
+
+  const ModelConfig bloom = tiny_bloom();
+  const auto b = hf_tensors(hf_bloom_adapter(), bloom);
+  EXPECT_EQ(b.count("lm_head.weight"), 0u);  // tied
+  EXPECT_EQ(b.at("transformer.word_embeddings_layernorm.weight"), std::vector<int64_t>{48});
+  EXPECT_EQ(b.at("transformer.h.0.self_attention.query_key_value.weight"), (std::vector<int64_t>{144, 48}));
+  EXPECT_EQ(b.at("transformer.ln_f.bias"), std::vector<int64_t>{48});
+  EXPECT_EQ(b.size(), 5u + 2 * 12);
+}
+
+// NeoX and BLOOM store q, k, v interleaved per head: HF row (3 h + part) D + i is tessera's row
+// part H D + h D + i, for the weight's rows and the bias's elements alike.
+TEST(HfAdapters, PerHeadQkvInterleavesQKVByHead) {
+  const ModelConfig m = tiny_neox();
+  const int64_t H = 3, D = 12, C = 36;
+  int checked = 0;
+  for (const Param& p : session_param_list(m)) {
+    if (p.name != "h.0.attn.qkv.weight" && p.name != "h.0.attn.qkv.bias") continue;
+    const int64_t cols = p.name.ends_with("weight") ? C : 1;
+    std::vector<float> ours(static_cast<size_t>(p.global_shape.numel()));
+    for (size_t i = 0; i < ours.size(); ++i) ours[i] = static_cast<float>(i);
+    const HfTensorMap map = hf_neox_adapter().tensor_map(m, p.name);
+    ASSERT_EQ(map.pieces.size(), 1u);
+    const std::vector<float> theirs = hf_piece_from_tessera(p, map.pieces[0], ours);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t part = 0; part < 3; ++part)
+        for (int64_t i = 0; i < D; ++i) {
+          const int64_t r = (3 * h + part) * D + i, row = part * H * D + h * D + i;
+          ASSERT_EQ(theirs[r * cols], static_cast<float>(row * cols)) << p.name << " row " << r;
+        }
+    std::vector<double> back(ours.size(), -1.0);
+    hf_piece_to_tessera(p, map.pieces[0], std::vector<double>(theirs.begin(), theirs.end()), back);
+    for (size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(back[i], ours[i]) << p.name << " " << i;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
 }
 
 class HfConfigFiles : public ::testing::Test {
@@ -234,6 +303,111 @@ TEST_F(HfConfigFiles, LlamaFieldsThatChangeTheMathAreRefusedByName) {
   nlohmann::json missing = good;
   missing.erase("hidden_size");
   EXPECT_NE(error_of(missing).find("hidden_size"), std::string::npos);
+}
+
+TEST_F(HfConfigFiles, NeoxAndBloomConfigsRoundTrip) {
+  ModelConfig pythia = tiny_neox(), sequential = tiny_neox(), third = tiny_neox();
+  sequential.residual = "sequential", sequential.activation = "gelu_tanh", sequential.tie_embeddings = true;
+  sequential.rope_fraction = 1.0, sequential.d_ff = 40;
+  third.rope_fraction = 1.0 / 3.0;  // 4 of 12 dims: rotary_pct must floor back to 4
+  for (const ModelConfig& m : {pythia, sequential, third}) {
+    const std::string path = write(hf_neox_adapter().config_json(m, 256));
+    EXPECT_EQ(&hf_adapter_for_config(path), &hf_neox_adapter());
+    const ModelConfig back = hf_neox_adapter().read_config(path, ModelConfig{});
+    expect_same_model(back, m);
+    EXPECT_EQ(back.rotary_dims(), m.rotary_dims());
+  }
+  ModelConfig bloom = tiny_bloom(), untied = tiny_bloom();
+  untied.tie_embeddings = false, untied.n_head = 4, untied.norm_eps = 1e-6;
+  for (const ModelConfig& m : {bloom, untied}) {
+    const std::string path = write(hf_bloom_adapter().config_json(m, 256));
+    EXPECT_EQ(&hf_adapter_for_config(path), &hf_bloom_adapter());
+    expect_same_model(hf_bloom_adapter().read_config(path, ModelConfig{}), m);
+  }
+  // Pythia's published config.json (transformers 4 names), and transformers 5's rope_parameters.
+  const ModelConfig p = hf_neox_adapter().read_config(
+      write(R"({"model_type": "gpt_neox", "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 6,
+                "num_attention_heads": 8, "max_position_embeddings": 2048, "vocab_size": 50304,
+                "hidden_act": "gelu", "rotary_pct": 0.25, "rotary_emb_base": 10000, "layer_norm_eps": 1e-05,
+                "use_parallel_residual": true, "tie_word_embeddings": false})"),
+      ModelConfig{});
+  EXPECT_EQ(p.rotary_dims(), 16);
+  EXPECT_EQ(p.residual, "parallel");
+  EXPECT_EQ(p.activation, "gelu");
+  nlohmann::json j = nlohmann::json::parse(hf_neox_adapter().config_json(tiny_neox(), -1));
+  j.erase("rotary_pct"), j.erase("rotary_emb_base");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1234.0}, {"partial_rotary_factor", 1.0}};
+  const ModelConfig v5 = hf_neox_adapter().read_config(write(j.dump()), ModelConfig{});
+  EXPECT_EQ(v5.rope_theta, 1234.0);
+  EXPECT_EQ(v5.rotary_dims(), 12);
+  // BLOOM's published config.json (no context length: --config's is kept).
+  ModelConfig base;
+  base.seq_len = 77;
+  const ModelConfig b = hf_bloom_adapter().read_config(
+      write(R"({"model_type": "bloom", "n_embed": 64, "n_layer": 2, "num_attention_heads": 8,
+                "vocab_size": 500, "layer_norm_epsilon": 1e-5})"),
+      base);
+  EXPECT_EQ(b.d_model, 64);
+  EXPECT_EQ(b.n_head, 8);
+  EXPECT_EQ(b.seq_len, 77);
+  EXPECT_TRUE(b.tie_embeddings);
+  EXPECT_TRUE(b.embedding_norm);
+  EXPECT_EQ(b.position, "alibi");
+}
+
+TEST_F(HfConfigFiles, NeoxAndBloomFieldsThatChangeTheMathAreRefusedByName) {
+  const auto error_with = [&](const HfAdapter& hf, const ModelConfig& m, const std::string& field,
+                              const nlohmann::json& value) -> std::string {
+    nlohmann::json j = nlohmann::json::parse(hf.config_json(m, -1));
+    j[field] = value;
+    try {
+      hf.read_config(write(j.dump()), ModelConfig{});
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::vector<std::pair<std::string, nlohmann::json>> neox_bad = {
+      {"hidden_act", "relu"},
+      {"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
+      {"attention_bias", false},
+      {"rotary_pct", 0.05},  // int(12 * 0.05) = 0 dimensions
+      {"rotary_pct", 1.5},
+      {"num_attention_heads", 5},
+  };
+  for (const auto& [field, value] : neox_bad) {
+    const std::string e = error_with(hf_neox_adapter(), tiny_neox(), field, value);
+    EXPECT_NE(e.find("config.json: "), std::string::npos) << field << ": " << e;
+    EXPECT_NE(e.find(field), std::string::npos) << field << ": " << e;
+  }
+  const std::string e = error_with(hf_bloom_adapter(), tiny_bloom(), "apply_residual_connection_post_layernorm", true);
+  EXPECT_NE(e.find("apply_residual_connection_post_layernorm"), std::string::npos) << e;
+  EXPECT_EQ(error_with(hf_bloom_adapter(), tiny_bloom(), "slow_but_exact", true), "");
+}
+
+TEST(HfAdapters, NeoxAndBloomExportRefuseWhatTheirClassesCannotCompute) {
+  const auto refused = [](const HfAdapter& hf, ModelConfig m, const std::string& field) {
+    try {
+      hf.config_json(m, -1);
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+      return;
+    }
+    ADD_FAILURE() << hf.family << ": " << field << " was not refused";
+  };
+  ModelConfig m = tiny_neox();
+  m.n_head = 6, m.n_kv_head = 3;
+  refused(hf_neox_adapter(), m, "n_kv_head");
+  m = tiny_neox(), m.bias = false;
+  refused(hf_neox_adapter(), m, "bias");
+  m = tiny_neox(), m.activation = "swiglu";
+  refused(hf_neox_adapter(), m, "activation");
+  m = tiny_bloom(), m.d_ff = 100;
+  refused(hf_bloom_adapter(), m, "d_ff");
+  m = tiny_bloom(), m.embedding_norm = false;
+  refused(hf_bloom_adapter(), m, "embedding_norm");
+  m = tiny_bloom(), m.position = "rope";
+  refused(hf_bloom_adapter(), m, "position");
 }
 
 TEST(HfAdapters, LlamaExportRefusesWhatLlamaForCausalLMCannotCompute) {
