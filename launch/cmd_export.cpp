@@ -12,6 +12,7 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/hf/adapter.h"
 #include "checkpoints/hf/safetensors.h"
+#include "checkpoints/hf/tokenizer_files.h"
 #include "data/tokenizer.h"
 #include "launch/commands.h"
 #include "launch/config.h"
@@ -81,21 +82,16 @@ int cmd_export(int argc, char** argv) {
   if (!hf) throw UserError(r.dir() + ": model family " + m.family + " has no Hugging Face adapter yet");
 
   int64_t eod = -1;
-  std::string tokenizer_note;
+  HfTokenizerFiles tokenizer_files;
   try {
-    const auto tok = data::tokenizer_create(cfg.data.tokenizer);
-    eod = tok->eod_id();
-    if (tok->name() == "byte")
-      tokenizer_note =
-          "byte-level: ids 0..255 are the bytes of the UTF-8 text, 256 is end-of-document "
-          "(bos_token_id = eos_token_id = 256). No Hugging Face tokenizer files are written; encode "
-          "with list(text.encode(\"utf-8\")), decode with bytes(ids).decode(\"utf-8\", \"replace\")";
-    else
-      tokenizer_note = tok->name() + " (end-of-document id " + std::to_string(eod) +
-                       "); no Hugging Face tokenizer files are written";
+    eod = data::tokenizer_create(cfg.data.tokenizer)->eod_id();
   } catch (const UserError&) {
-    tokenizer_note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
+    tokenizer_files.note = cfg.data.tokenizer + " (not known to this build); no tokenizer files are written";
   }
+  // Checked and generated in memory, so that a tokenizer that cannot be exported exactly
+  // stops the export before anything is written.
+  if (eod >= 0) tokenizer_files = hf_tokenizer_files_make(cfg.data.tokenizer);
+  const std::string& tokenizer_note = tokenizer_files.note;
   // Before anything is written: the adapter refuses a model its architecture cannot compute.
   const std::string config_json = hf->config_json(m, eod);
 
@@ -123,6 +119,7 @@ int cmd_export(int argc, char** argv) {
   if (ec || !fs::is_directory(out))
     throw UserError(out + ": cannot create the output directory (" + (ec ? ec.message() : "not a directory") + ")");
   safetensors_write(out + "/model.safetensors", entries, {{"format", "pt"}});
+  hf_tokenizer_files_write(tokenizer_files, out);
 
   write_text_file(out + "/config.json", config_json);
   write_text_file(out + "/README.md", export_card(*hf, r, cfg, tokenizer_note, out));
