@@ -188,6 +188,9 @@ void write_index(const std::string& dir, const CheckpointMeta& meta, const std::
 int64_t ShardData::payload_bytes() const {
   int64_t n = 0;
   for (const auto& b : buffers) n += static_cast<int64_t>(b.size());
+  if (source)
+    for (const Entry& e : entries)
+      for (const SliceCopy& s : e.slices) n += s.numel() * (dtype == "f64" ? 8 : 4);
   return n;
 }
 
@@ -248,10 +251,18 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
           if (!ds.ok()) throw UserError(path + ": cannot write (" + os_reason() + ")");
           h5::write_ints_attr(ds.get(), "global_start",
                               std::vector<int64_t>(s.global_start.begin(), s.global_start.begin() + s.rank));
-          const char* src = data.buffers[g].data() + s.buf_offset * elem;
           const int64_t contiguous_at = contiguous_offset(s);
           const haddr_t addr = H5Dget_offset(ds.get());
           if (s.numel() == 0) continue;
+          if (data.source) {  // produced when written: every piece must be one block
+            TS_ASSERT(data.groups.size() == 1 && contiguous_at >= 0 && addr != HADDR_UNDEF &&
+                          std::endian::native == std::endian::little,
+                      path + ": a streamed shard needs contiguous pieces");
+            blocks.push_back({static_cast<int64_t>(addr), nullptr, s.numel() * static_cast<int64_t>(elem),
+                              [&data, s, contiguous_at, elem] { return data.source(s) + contiguous_at * elem; }});
+            continue;
+          }
+          const char* src = data.buffers[g].data() + s.buf_offset * elem;
           if (contiguous_at >= 0 && addr != HADDR_UNDEF && std::endian::native == std::endian::little) {
             blocks.push_back({static_cast<int64_t>(addr), src + contiguous_at * elem,
                               s.numel() * static_cast<int64_t>(elem)});

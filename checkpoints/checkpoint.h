@@ -52,6 +52,10 @@ struct ShardData {
   std::string dtype;  // "f32" | "f64"
   std::vector<std::string> groups;
   std::vector<std::vector<char>> buffers;  // one per group
+  // Instead of `buffers` (one group only): the elements of each slice, asked for while the file
+  // is written, one slice at a time: a pointer to the slice's box, valid until the next call.
+  // For a shard larger than what should be staged in memory (tessera import).
+  std::function<const char*(const SliceCopy&)> source;
   struct Entry {
     std::string tensor;
     Shape global_shape;

@@ -231,20 +231,21 @@ WrittenFile write_blocks(const std::string& path, std::vector<FileBlock> blocks,
     RingWriter ring(direct.fd >= 0 ? direct.fd : plain.fd, path);
     for (size_t i = 0; i < blocks.size(); ++i) {
       const FileBlock& b = blocks[i];
+      const char* src = b.src ? b.src : b.source();
       const int64_t end = b.offset + b.bytes;
       int64_t lo = align_up(b.offset), hi = align_down(end);
       if (lo >= hi) lo = hi = end;  // too short for an aligned middle: all of it buffered
-      uint32_t crc = crc32_update(0, b.src, static_cast<size_t>(lo - b.offset));
-      if (!pwrite_all(plain.fd, b.offset, lo - b.offset, b.src, error))
+      uint32_t crc = crc32_update(0, src, static_cast<size_t>(lo - b.offset));
+      if (!pwrite_all(plain.fd, b.offset, lo - b.offset, src, error))
         throw UserError(path + ": cannot write (" + error + ")");
       for (int64_t at = lo; at < hi; at += kWriteChunk) {
         const int64_t n = std::min(kWriteChunk, hi - at);
         char* buffer = ring.acquire();
-        crc = crc32_copy(crc, buffer, b.src + (at - b.offset), static_cast<size_t>(n));  // one pass
+        crc = crc32_copy(crc, buffer, src + (at - b.offset), static_cast<size_t>(n));  // one pass
         ring.submit(buffer, at, n);
       }
-      crc = crc32_update(crc, b.src + (hi - b.offset), static_cast<size_t>(end - hi));
-      if (!pwrite_all(plain.fd, hi, end - hi, b.src + (hi - b.offset), error))
+      crc = crc32_update(crc, src + (hi - b.offset), static_cast<size_t>(end - hi));
+      if (!pwrite_all(plain.fd, hi, end - hi, src + (hi - b.offset), error))
         throw UserError(path + ": cannot write (" + error + ")");
       crcs[i] = crc;
     }

@@ -26,11 +26,14 @@ int64_t pread_all(int fd, int64_t offset, int64_t n, char* dst, std::string& err
 // Writes src[0, n) at `offset` of `fd`; false with `error` set. O_DIRECT falls back as above.
 bool pwrite_all(int fd, int64_t offset, int64_t n, const char* src, std::string& error);
 
-// `bytes` bytes from `src` that belong at `offset` of a file.
+// `bytes` bytes from `src` that belong at `offset` of a file. Without `src`, `source()` gives
+// them when the block's turn comes (valid until the next block's), so a file larger than memory
+// can be produced block by block.
 struct FileBlock {
   int64_t offset = 0;
   const char* src = nullptr;
   int64_t bytes = 0;
+  std::function<const char*()> source;
 };
 struct WrittenFile {
   int64_t bytes = 0;

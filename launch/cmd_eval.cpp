@@ -82,7 +82,7 @@ void write_grads(const std::string& path, Device& dev, ModelInstance& model, con
     const std::vector<double> g = tensor_to_host_f64(dev, p.grad);
     const std::vector<float> ours(g.begin(), g.end());
     for (const HfPiece& piece : hf->tensor_map(m, p.name).pieces) {
-      data.push_back(hf_piece_from_tessera(p, piece, ours));
+      data.push_back(hf_piece_from_tessera(p, piece, ours.data()));
       entries.push_back({piece.name, hf_piece_shape(p, piece), nullptr});
     }
   }

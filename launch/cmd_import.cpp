@@ -1,8 +1,10 @@
 // `tessera import DIR --out CHECKPOINT_DIR [--config CONFIG.toml]`: a Hugging Face model
-// directory (config.json + model.safetensors; read by the adapter of its model_type, in
-// checkpoints/hf/: GPT-2 for "gpt2", LLaMA for "llama") as a one-shard tessera checkpoint at
+// directory (config.json + model.safetensors or its shards with model.safetensors.index.json;
+// read by the adapter of its model_type in checkpoints/hf/: "gpt2", "llama", "gpt_neox",
+// "bloom") as a one-shard tessera checkpoint at
 // step 0 without optimizer state, which `tessera train` resumes from (checkpoint.resume = the
 // directory) with zero AdamW moments, and which `tessera eval` and `tessera export` read.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -32,7 +34,7 @@ std::string shape_text(const std::vector<int64_t>& s) {
 
 // The stored name of HF tensor `name` in `st`: as the LM-head model saves it (GPT2LMHeadModel),
 // or without the base model's prefix (GPT2Model and the original OpenAI checkpoints).
-std::string find_tensor(const HfAdapter& hf, const SafetensorsReader& st, const std::string& name) {
+std::string find_tensor(const HfAdapter& hf, const SafetensorsSet& st, const std::string& name) {
   if (st.find(name)) return name;
   const std::string& prefix = hf.base_model_prefix;
   if (!prefix.empty() && name.rfind(prefix, 0) == 0 && st.find(name.substr(prefix.size())))
@@ -86,44 +88,72 @@ int cmd_import(int argc, char** argv) {
   const ModelConfig& m = cfg.model;
   const bool f64 = cfg.train.precision == "fp64";
 
-  const SafetensorsReader st(src + "/model.safetensors");
+  // Every tensor is found and its shape checked before anything is written; the shard is then
+  // written one parameter at a time (ShardData::source), each assembled from its HF tensors
+  // straight into one buffer of the parameter's size: memory follows the largest tensor.
+  const SafetensorsSet st(src);
+  struct Source {
+    const Param* param;
+    int64_t offset;  // of its first element in the shard's flat order
+    std::vector<std::pair<HfPiece, std::string>> pieces;  // and each one's stored name
+  };
+  std::vector<Source> sources;
+  std::set<std::string> used;
+  const std::vector<Param> params = session_param_list(m);
   ShardData shard;
   shard.dtype = f64 ? "f64" : "f32";
   shard.groups = {"master"};
-  shard.buffers.resize(1);
-  std::vector<char>& buf = shard.buffers[0];
-  std::set<std::string> used;
-  int64_t offset = 0;
-  const std::vector<Param> params = session_param_list(m);
-  for (const Param& p : params) offset += p.global_shape.numel();
-  buf.resize(static_cast<size_t>(offset) * (f64 ? 8 : 4));
-  offset = 0;
+  int64_t offset = 0, largest = 0;
   for (const Param& p : params) {
-    std::vector<double> ours(static_cast<size_t>(p.global_shape.numel()), 0.0);  // padding rows stay 0
+    Source source{&p, offset, {}};
     for (const HfPiece& piece : hf.tensor_map(m, p.name).pieces) {
       const std::string name = find_tensor(hf, st, piece.name);
       if (name.empty())
-        throw UserError(st.path() + ": tensor " + piece.name + " is missing (not a " + hf.architecture +
+        throw UserError(st.source() + ": tensor " + piece.name + " is missing (not a " + hf.architecture +
                         " of this config.json?)");
       const std::vector<int64_t> want = hf_piece_shape(p, piece);
-      if (st.find(name)->shape != want)
-        throw UserError(st.path() + ": tensor " + name + " is " + shape_text(st.find(name)->shape) +
+      const std::vector<int64_t>& have = st.find(name)->find(name)->shape;
+      if (have != want)
+        throw UserError(st.find(name)->path() + ": tensor " + name + " is " + shape_text(have) +
                         ", config.json implies " + shape_text(want));
-      hf_piece_to_tessera(p, piece, st.read(name), ours);
+      source.pieces.emplace_back(piece, name);
       used.insert(name);
     }
-    const int64_t n = static_cast<int64_t>(ours.size());
-    if (f64) {
-      std::memcpy(buf.data() + offset * 8, ours.data(), static_cast<size_t>(n) * 8);
-    } else {
-      float* dst = reinterpret_cast<float*>(buf.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(ours[i]);
-    }
+    const int64_t n = p.global_shape.numel();
     shard.entries.push_back({p.name, p.global_shape, param_slices(p, 0, n, offset)});
+    sources.push_back(std::move(source));
     offset += n;
+    largest = std::max(largest, n);
   }
+  std::vector<char> staging(static_cast<size_t>(largest) * (f64 ? 8 : 4));
+  size_t staged = sources.size();  // the source in `staging`
+  auto assemble = [&]<typename T>(const Source& source, T* ours) {
+    const Param& p = *source.param;
+    std::fill_n(ours, p.global_shape.numel(), T(0));  // padding rows stay 0
+    const int64_t C = p.global_shape.numel() / p.global_shape[0];
+    std::vector<T> theirs;
+    for (const auto& [piece, name] : source.pieces) {
+      if (piece.transform == HfTransform::none) {  // its rows, in place
+        st.find(name)->read_into(name, ours + piece.row_begin * C);
+        continue;
+      }
+      theirs.resize(static_cast<size_t>(hf_piece_numel(p, piece)));
+      st.find(name)->read_into(name, theirs.data());
+      hf_piece_to_tessera(p, piece, theirs.data(), ours);
+    }
+  };
+  shard.source = [&](const SliceCopy& s) -> const char* {
+    size_t i = 0;  // the parameter whose elements hold s.buf_offset
+    while (i + 1 < sources.size() && sources[i + 1].offset <= s.buf_offset) ++i;
+    if (staged != i) {
+      if (f64) assemble(sources[i], reinterpret_cast<double*>(staging.data()));
+      else assemble(sources[i], reinterpret_cast<float*>(staging.data()));
+      staged = i;
+    }
+    return staging.data() + (s.buf_offset - sources[i].offset) * (f64 ? 8 : 4);
+  };
   std::vector<std::string> ignored;
-  for (const auto& [name, info] : st.tensors())
+  for (const std::string& name : st.names())
     if (!used.count(name) && !is_buffer(hf, name) && !(name == "lm_head.weight" && m.tie_embeddings))
       ignored.push_back(name);
 

@@ -65,41 +65,41 @@ std::vector<int64_t> hf_piece_shape(const Param& p, const HfPiece& piece) {
   return shape;
 }
 
+int64_t hf_piece_numel(const Param& p, const HfPiece& piece) {
+  return (rows_end(p, piece) - piece.row_begin) * (p.global_shape.numel() / p.global_shape[0]);
+}
+
 // Transposes are of 2-D tensors: a row is C elements, the piece's rows a block (R, C) of p.
-std::vector<float> hf_piece_from_tessera(const Param& p, const HfPiece& piece,
-                                         const std::vector<float>& ours) {
+std::vector<float> hf_piece_from_tessera(const Param& p, const HfPiece& piece, const float* ours) {
   const int64_t C = p.global_shape.numel() / p.global_shape[0],
                 R = rows_end(p, piece) - piece.row_begin;
   check_piece(p, piece, R);
   std::vector<float> out(static_cast<size_t>(R * C));
   if (piece.transform == HfTransform::transpose) {  // out (C, R)
-    const auto block = ours.begin() + piece.row_begin * C;
+    const float* block = ours + piece.row_begin * C;
     for (int64_t i = 0; i < R; ++i)
       for (int64_t j = 0; j < C; ++j) out[j * R + i] = block[i * C + j];
     return out;
   }
-  for (int64_t r = 0; r < R; ++r) {
-    const auto row = ours.begin() + ours_row(piece, r) * C;
-    std::copy(row, row + C, out.begin() + r * C);
-  }
+  for (int64_t r = 0; r < R; ++r) std::copy_n(ours + ours_row(piece, r) * C, C, out.begin() + r * C);
   return out;
 }
 
-void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const std::vector<double>& theirs,
-                         std::vector<double>& ours) {
+template <typename T>
+void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const T* theirs, T* ours) {
   const int64_t C = p.global_shape.numel() / p.global_shape[0],
                 R = rows_end(p, piece) - piece.row_begin;
   check_piece(p, piece, R);
-  TS_ASSERT(static_cast<int64_t>(theirs.size()) == R * C,
-            piece.name + ": size differs from its rows of " + p.name);
   if (piece.transform == HfTransform::transpose) {  // theirs (C, R)
-    const auto block = ours.begin() + piece.row_begin * C;
+    T* block = ours + piece.row_begin * C;
     for (int64_t i = 0; i < R; ++i)
       for (int64_t j = 0; j < C; ++j) block[i * C + j] = theirs[j * R + i];
     return;
   }
-  for (int64_t r = 0; r < R; ++r)
-    std::copy(theirs.begin() + r * C, theirs.begin() + (r + 1) * C, ours.begin() + ours_row(piece, r) * C);
+  for (int64_t r = 0; r < R; ++r) std::copy_n(theirs + r * C, C, ours + ours_row(piece, r) * C);
 }
+
+template void hf_piece_to_tessera<float>(const Param&, const HfPiece&, const float*, float*);
+template void hf_piece_to_tessera<double>(const Param&, const HfPiece&, const double*, double*);
 
 }  // namespace tessera

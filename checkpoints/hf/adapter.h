@@ -68,12 +68,15 @@ const HfAdapter& hf_adapter_for_config(const std::string& path);
 
 // The HF shape of `piece` of parameter p (whose global shape is used).
 std::vector<int64_t> hf_piece_shape(const Param& p, const HfPiece& piece);
-// p's global tensor (row-major, `ours`) as the HF tensor `piece`.
-std::vector<float> hf_piece_from_tessera(const Param& p, const HfPiece& piece,
-                                         const std::vector<float>& ours);
-// The HF tensor `piece` (`theirs`) written into its rows of p's global tensor `ours`.
-void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const std::vector<double>& theirs,
-                         std::vector<double>& ours);
+// Elements in the HF tensor `piece`.
+int64_t hf_piece_numel(const Param& p, const HfPiece& piece);
+// p's global tensor (row-major, `ours`) as the HF tensor `piece`. A piece without a transform
+// is the contiguous block of ours from row piece.row_begin: callers may use it in place.
+std::vector<float> hf_piece_from_tessera(const Param& p, const HfPiece& piece, const float* ours);
+// The HF tensor `piece` (`theirs`, hf_piece_numel elements) written into its rows of p's global
+// tensor `ours`.
+template <typename T>
+void hf_piece_to_tessera(const Param& p, const HfPiece& piece, const T* theirs, T* ours);
 
 // The families (each in checkpoints/hf/<family>.cpp).
 const HfAdapter& hf_gpt2_adapter();

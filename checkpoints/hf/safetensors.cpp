@@ -1,7 +1,13 @@
 #include "checkpoints/hf/safetensors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cmath>
+#include <type_traits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +23,8 @@ static_assert(std::endian::native == std::endian::little, "safetensors data is l
 
 // Header lengths beyond this are not a safetensors file (the reference reader caps at 100 MB).
 constexpr uint64_t kMaxHeader = 100u << 20;
+// Writes and reads move this many bytes at a time.
+constexpr int64_t kWriteBlock = 8 << 20;
 
 int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -45,31 +53,90 @@ double half_to_double(uint16_t h) {
 
 void safetensors_write(const std::string& path, const std::vector<SafetensorsEntry>& entries,
                        const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsWriter::Tensor> tensors;
+  for (const SafetensorsEntry& e : entries) tensors.push_back({e.name, e.shape});
+  SafetensorsWriter out(path, tensors, metadata);
+  for (const SafetensorsEntry& e : entries) out.append(e.data, numel(e.shape));
+  out.finish();
+}
+
+SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor> tensors,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(path), tmp_(path + ".tmp"), buffer_(kWriteBlock) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  int64_t offset = 0;
-  for (const SafetensorsEntry& e : entries) {
-    const int64_t bytes = numel(e.shape) * 4;
-    header[e.name] = {{"dtype", "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+  for (const Tensor& t : tensors) {
+    const int64_t bytes = numel(t.shape) * 4;
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {data_bytes_, data_bytes_ + bytes}}};
+    data_bytes_ += bytes;
   }
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text += ' ';  // the data starts 8-byte aligned
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw UserError(tmp + ": cannot create (is the output directory writable?)");
-    const uint64_t n = text.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const SafetensorsEntry& e : entries)
-      out.write(reinterpret_cast<const char*>(e.data), static_cast<std::streamsize>(numel(e.shape) * 4));
-    out.close();
-    if (!out) throw UserError(tmp + ": cannot write (disk full?)");
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw UserError(tmp_ + ": cannot create (" + std::strerror(errno) + "; is the output directory writable?)");
+  const uint64_t n = text.size();
+  std::memcpy(buffer_.data(), &n, 8);
+  buffered_ = 8;
+  for (size_t at = 0; at < text.size();) {
+    const size_t k = std::min(text.size() - at, buffer_.size() - buffered_);
+    std::memcpy(buffer_.data() + buffered_, text.data() + at, k);
+    buffered_ += k, at += k;
+    if (buffered_ == buffer_.size()) flush();
   }
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+}
+
+void SafetensorsWriter::flush() {
+  for (size_t at = 0; at < buffered_;) {
+    const ssize_t k = ::write(fd_, buffer_.data() + at, buffered_ - at);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) throw UserError(tmp_ + ": cannot write (" + std::strerror(errno) + ")");
+    at += static_cast<size_t>(k);
+  }
+  buffered_ = 0;
+}
+
+void SafetensorsWriter::append(const float* data, int64_t count) {
+  TS_ASSERT(appended_ + count * 4 <= data_bytes_, tmp_ + ": more data than the header announces");
+  const char* src = reinterpret_cast<const char*>(data);
+  size_t left = static_cast<size_t>(count) * 4;
+  appended_ += count * 4;
+  if (buffered_ == 0 && left >= buffer_.size()) {  // large and nothing pending: straight out
+    const size_t direct = left / buffer_.size() * buffer_.size();
+    buffered_ = 0;
+    for (size_t at = 0; at < direct;) {
+      const ssize_t k = ::write(fd_, src + at, direct - at);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) throw UserError(tmp_ + ": cannot write (" + std::strerror(errno) + ")");
+      at += static_cast<size_t>(k);
+    }
+    src += direct, left -= direct;
+  }
+  while (left > 0) {
+    const size_t k = std::min(left, buffer_.size() - buffered_);
+    std::memcpy(buffer_.data() + buffered_, src, k);
+    buffered_ += k, src += k, left -= k;
+    if (buffered_ == buffer_.size()) flush();
+  }
+}
+
+void SafetensorsWriter::finish() {
+  TS_ASSERT(appended_ == data_bytes_, tmp_ + ": fewer data than the header announces");
+  flush();
+  if (::fsync(fd_) != 0) throw UserError(tmp_ + ": cannot sync to disk (" + std::strerror(errno) + ")");
+  ::close(fd_);
+  fd_ = -1;
   std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw UserError(path + ": cannot replace (" + ec.message() + ")");
+  fs::rename(tmp_, path_, ec);
+  if (ec) {
+    ::unlink(tmp_.c_str());
+    throw UserError(path_ + ": cannot replace (" + ec.message() + ")");
+  }
 }
 
 SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
@@ -134,38 +201,122 @@ const SafetensorsReader::Info* SafetensorsReader::find(const std::string& name) 
 std::vector<double> SafetensorsReader::read(const std::string& name) const {
   const Info* info = find(name);
   if (!info) throw UserError(path_ + ": tensor " + name + " is missing");
-  std::vector<char> raw(static_cast<size_t>(info->end - info->begin));
-  std::ifstream in(path_, std::ios::binary);
-  in.seekg(data_start_ + info->begin);
-  if (!in || !in.read(raw.data(), static_cast<std::streamsize>(raw.size())))
-    throw UserError(path_ + ": cannot read tensor " + name + " (truncated file?)");
-  const int64_t n = numel(info->shape);
-  std::vector<double> out(static_cast<size_t>(n));
+  std::vector<double> out(static_cast<size_t>(numel(info->shape)));
+  read_into(name, out.data());
+  return out;
+}
+
+void SafetensorsReader::read_into(const std::string& name, float* dst) const { read_as(name, dst); }
+void SafetensorsReader::read_into(const std::string& name, double* dst) const { read_as(name, dst); }
+
+template <typename T>
+void SafetensorsReader::read_as(const std::string& name, T* dst) const {
+  const Info* info = find(name);
+  if (!info) throw UserError(path_ + ": tensor " + name + " is missing");
   const std::string& t = info->dtype;
-  for (int64_t i = 0; i < n; ++i) {
-    const char* p = raw.data();
-    if (t == "F32") {
-      float f;
-      std::memcpy(&f, p + 4 * i, 4);
-      out[i] = f;
-    } else if (t == "F64") {
-      std::memcpy(&out[i], p + 8 * i, 8);
-    } else if (t == "F16" || t == "BF16") {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      if (t == "F16") {
-        out[i] = half_to_double(h);
-      } else {
-        const uint32_t bits = static_cast<uint32_t>(h) << 16;
-        float f;
-        std::memcpy(&f, &bits, 4);
-        out[i] = f;
+  if (t != "F32" && t != "F64" && t != "F16" && t != "BF16")
+    throw UserError(path_ + ": tensor " + name + " has dtype " + t +
+                    " (weights must be F32, F64, F16 or BF16)");
+  const int64_t elem = dtype_bytes(t), n = numel(info->shape);
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UserError(path_ + ": cannot open (" + std::strerror(errno) + ")");
+  ::posix_fadvise(fd, data_start_ + info->begin, info->end - info->begin, POSIX_FADV_SEQUENTIAL);
+  // Same-type F32 lands in place; everything else goes through a block-sized staging buffer.
+  const bool in_place = std::is_same_v<T, float> ? t == "F32" : t == "F64";
+  std::vector<char> raw(in_place ? 0 : static_cast<size_t>(kWriteBlock));
+  const int64_t per_block = kWriteBlock / elem;
+  for (int64_t i = 0; i < n; i += per_block) {
+    const int64_t k = std::min(per_block, n - i);
+    char* buf = in_place ? reinterpret_cast<char*>(dst + i) : raw.data();
+    const int64_t want = k * elem, at = data_start_ + info->begin + i * elem;
+    for (int64_t got = 0; got < want;) {
+      const ssize_t r = ::pread(fd, buf + got, static_cast<size_t>(want - got), at + got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        ::close(fd);
+        throw UserError(path_ + ": cannot read tensor " + name + " (truncated file?)");
       }
-    } else {
-      throw UserError(path_ + ": tensor " + name + " has dtype " + t +
-                      " (weights must be F32, F64, F16 or BF16)");
+      got += r;
+    }
+    if (in_place) continue;
+    for (int64_t j = 0; j < k; ++j) {
+      const char* p = buf + j * elem;
+      if (t == "F32") {
+        float f;
+        std::memcpy(&f, p, 4);
+        dst[i + j] = static_cast<T>(f);
+      } else if (t == "F64") {
+        double d;
+        std::memcpy(&d, p, 8);
+        dst[i + j] = static_cast<T>(d);
+      } else {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        if (t == "F16") {
+          dst[i + j] = static_cast<T>(half_to_double(h));
+        } else {
+          const uint32_t bits = static_cast<uint32_t>(h) << 16;
+          float f;
+          std::memcpy(&f, &bits, 4);
+          dst[i + j] = static_cast<T>(f);
+        }
+      }
     }
   }
+  ::close(fd);
+}
+
+SafetensorsSet::SafetensorsSet(const std::string& dir) {
+  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  std::error_code ec;
+  if (!fs::exists(index, ec)) {
+    if (!fs::exists(single, ec))
+      throw UserError(dir + ": holds neither model.safetensors nor model.safetensors.index.json");
+    source_ = single;
+    files_.push_back(std::make_unique<SafetensorsReader>(single));
+    for (const auto& [name, info] : files_.back()->tensors()) where_[name] = files_.back().get();
+    return;
+  }
+  source_ = index;
+  nlohmann::json j;
+  {
+    std::ifstream in(index);
+    if (!in) throw UserError(index + ": cannot read");
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UserError(index + ": not valid JSON (" + std::string(e.what()) + ")");
+    }
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    throw UserError(index + ": expected a JSON object with a weight_map object");
+  std::map<std::string, const SafetensorsReader*> by_file;
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    if (!file.is_string()) throw UserError(index + ": weight_map[\"" + name + "\"] is not a file name");
+    const std::string f = file.get<std::string>();
+    if (f.empty() || f.find('/') != std::string::npos || f == "..")
+      throw UserError(index + ": weight_map[\"" + name + "\"] = \"" + f + "\" is not a file of " + dir);
+    auto it = by_file.find(f);
+    if (it == by_file.end()) {
+      if (!fs::exists(dir + "/" + f, ec))
+        throw UserError(index + ": shard " + f + " is missing (it holds " + name + " and others)");
+      files_.push_back(std::make_unique<SafetensorsReader>(dir + "/" + f));
+      it = by_file.emplace(f, files_.back().get()).first;
+    }
+    if (!it->second->find(name))
+      throw UserError(index + ": weight_map places " + name + " in " + f + ", which does not hold it");
+    where_[name] = it->second;
+  }
+}
+
+const SafetensorsReader* SafetensorsSet::find(const std::string& name) const {
+  const auto it = where_.find(name);
+  return it == where_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> SafetensorsSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, file] : where_) out.push_back(name);
   return out;
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ctest driver, one family per run (llama, neox, bloom, gpt2), checked against transformers:
 #  1. tessera -> transformers: tiny models of the family trained by tessera under tp 2 x pp 2
-#     (mpirun -np 4), exported with `tessera export --format hf`; transformers'
-#     AutoModelForCausalLM loads the export, and its logits and gradients on a few sequences
+#     (mpirun -np 4), exported with `tessera export --format hf` (the first variant in shards);
+#     transformers' AutoModelForCausalLM loads the export, and its logits and gradients on a few sequences
 #     equal `tessera eval --ids --logits --grads` on the checkpoint.
 #  2. transformers -> tessera: a random model of the family's config class (every weight
 #     perturbed, norms and biases included) saved by transformers, imported by `tessera import`,
@@ -98,7 +98,10 @@ for variant in "${variants[@]}"; do
   timeout 300 mpirun --oversubscribe -np 4 "$TESSERA" train base.toml --set log.dir="run_$name" \
     --set parallel.tp=2 --set parallel.pp=2 "$@" >"train_$name.log" 2>&1 || { cat "train_$name.log"; exit 1; }
   ckpt="run_$name/checkpoints/$(cat "run_$name/checkpoints/latest")"
-  "$TESSERA" export "$ckpt" --format hf --out "hf_$name" >/dev/null
+  # The first variant exported in shards (model.safetensors.index.json), the others in one file.
+  shard=()
+  [[ $variant == "${variants[0]}" ]] && shard=(--max-shard-size 40KB)
+  "$TESSERA" export "$ckpt" --format hf --out "hf_$name" "${shard[@]}" >/dev/null
   "$TESSERA" eval --model "$ckpt" --ids ids.json --logits "logits_$name.npy" --grads "grads_$name.safetensors"
   "$PY" "$SCRIPT" "hf_$name" ids.json "logits_$name.npy" "grads_$name.safetensors" 2>/dev/null || status=1
 done

@@ -154,9 +154,10 @@ TEST(HfAdapters, PieceCopiesAreTheRowsOfTheTensor) {
     for (size_t i = 0; i < ours.size(); ++i) ours[i] = static_cast<float>(i);
     std::vector<double> back(ours.size(), -1.0);
     for (const HfPiece& piece : hf_llama_adapter().tensor_map(m, p.name).pieces) {
-      const std::vector<float> theirs = hf_piece_from_tessera(p, piece, ours);
+      const std::vector<float> theirs = hf_piece_from_tessera(p, piece, ours.data());
       EXPECT_EQ(theirs.front(), static_cast<float>(piece.row_begin * 32)) << piece.name;
-      hf_piece_to_tessera(p, piece, std::vector<double>(theirs.begin(), theirs.end()), back);
+      const std::vector<double> wide(theirs.begin(), theirs.end());
+      hf_piece_to_tessera(p, piece, wide.data(), back.data());
     }
     for (size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(back[i], ours[i]) << i;
     return;
@@ -198,15 +199,15 @@ TEST(HfAdapters, PerHeadQkvInterleavesQKVByHead) {
     for (size_t i = 0; i < ours.size(); ++i) ours[i] = static_cast<float>(i);
     const HfTensorMap map = hf_neox_adapter().tensor_map(m, p.name);
     ASSERT_EQ(map.pieces.size(), 1u);
-    const std::vector<float> theirs = hf_piece_from_tessera(p, map.pieces[0], ours);
+    const std::vector<float> theirs = hf_piece_from_tessera(p, map.pieces[0], ours.data());
     for (int64_t h = 0; h < H; ++h)
       for (int64_t part = 0; part < 3; ++part)
         for (int64_t i = 0; i < D; ++i) {
           const int64_t r = (3 * h + part) * D + i, row = part * H * D + h * D + i;
           ASSERT_EQ(theirs[r * cols], static_cast<float>(row * cols)) << p.name << " row " << r;
         }
-    std::vector<double> back(ours.size(), -1.0);
-    hf_piece_to_tessera(p, map.pieces[0], std::vector<double>(theirs.begin(), theirs.end()), back);
+    std::vector<float> back(ours.size(), -1.0f);
+    hf_piece_to_tessera(p, map.pieces[0], theirs.data(), back.data());
     for (size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(back[i], ours[i]) << p.name << " " << i;
     ++checked;
   }
