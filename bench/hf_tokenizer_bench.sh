@@ -5,14 +5,17 @@
 # encodes the lines as separate texts without special tokens, and only the encode is timed:
 #   tessera     hf_tokenize_dump bench (threads take every n-th line)
 #   tokenizers  Tokenizer.encode_batch and encode_batch_fast, RAYON_NUM_THREADS threads
-# Tokenizers: the published GPT-2 and Pythia files where .deps/hf-tokenizers holds them, and
-# GPT-2- and LLaMA-3-style ones trained on the spot. Best of 3 runs each.
-# usage: bench/hf_tokenizer_bench.sh [BUILD_DIR (build)] [MB (4)] [THREADS ("1 2")]
+# Tokenizers: the published GPT-2, Pythia and TinyLlama files where .deps/hf-tokenizers holds
+# them, and GPT-2-, LLaMA-3- and LLaMA-2-style ones trained on the spot (the LLaMA-2 one is the
+# SentencePiece-style BPE with byte fallback, in the legacy layout and the Metaspace one). Best
+# of 3 runs each. ONLY keeps the tokenizers whose label contains it (e.g. llama2).
+# usage: bench/hf_tokenizer_bench.sh [BUILD_DIR (build)] [MB (4)] [THREADS ("1 2")] [ONLY]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
 MB=${2:-4}
 THREADS=${3:-"1 2"}
+ONLY=${4:-}
 DUMP=$BUILD/tests/reference/hf_tokenize_dump
 [[ -x $DUMP ]] || { echo "no $DUMP: cmake --build $BUILD --target hf_tokenize_dump" >&2; exit 2; }
 VENV=$SRC/.venv-tokenizers
@@ -21,9 +24,10 @@ if ! "$VENV/bin/python" -c "import tokenizers" 2>/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$VENV/bin/python" - "$SRC" "$DUMP" "$work" "$MB" "$THREADS" <<'PY'
+"$VENV/bin/python" - "$SRC" "$DUMP" "$work" "$MB" "$THREADS" "$ONLY" <<'PY'
 import json, os, random, subprocess, sys, time
 src, dump, work, mb, threads = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5].split()
+only = sys.argv[6]
 sys.path.insert(0, os.path.join(src, "tests", "reference"))
 import hf_tokenizer_check as check
 import tokenizers
@@ -43,13 +47,16 @@ with open(corpus, "w", encoding="utf-8", newline="") as f:
 nbytes = sum(len(t.encode()) for t in text)
 
 files = {}
-for name in ("gpt2", "pythia-70m"):
+for name in ("gpt2", "pythia-70m", "tinyllama-1.1b"):
     path = os.path.join(src, ".deps", "hf-tokenizers", name, "tokenizer.json")
     if os.path.exists(path):
         files["published " + name] = path
 trained = check.train(work, check.corpus_lines(3_000_000))
 files["trained gpt2"] = trained["trained gpt2"]
 files["trained llama3"] = trained["trained llama3"]
+files["trained llama2"] = trained["trained llama2"]
+files["trained llama2-metaspace"] = trained["trained llama2-metaspace"]
+files = {label: path for label, path in files.items() if only in label}
 
 REF = r'''
 import sys, time
@@ -66,7 +73,7 @@ print(best, sum(len(e.ids) for e in out))
 '''
 print("text: %.2f MB in %d lines; tokenizers %s; %s" % (nbytes / 1e6, len(text),
       tokenizers.__version__, os.uname().machine))
-print("%-22s %3s %10s %12s %12s %9s %9s" % ("tokenizer", "thr", "tessera", "encode_batch",
+print("%-26s %3s %10s %12s %12s %9s %9s" % ("tokenizer", "thr", "tessera", "encode_batch",
       "batch_fast", "vs batch", "vs fast"))
 for label, path in files.items():
     for n in threads:
@@ -82,7 +89,7 @@ for label, path in files.items():
             if int(out[1]) != runs[0]["tokens"]:
                 sys.exit("%s: %s tokens from tessera, %s from tokenizers" % (label, runs[0]["tokens"], out[1]))
         rate = lambda s: nbytes / s / 1e6
-        print("%-22s %3s %7.2f MB/s %7.2f MB/s %7.2f MB/s %8.1fx %8.1fx" % (
+        print("%-26s %3s %7.2f MB/s %7.2f MB/s %7.2f MB/s %8.1fx %8.1fx" % (
             label, n, rate(ours), rate(theirs["encode_batch"]), rate(theirs["encode_batch_fast"]),
             theirs["encode_batch"] / ours, theirs["encode_batch_fast"] / ours))
 PY
