@@ -7,12 +7,14 @@
 #include <bit>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <type_traits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoints/direct_io.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -62,7 +64,9 @@ void safetensors_write(const std::string& path, const std::vector<SafetensorsEnt
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor> tensors,
                                      const std::map<std::string, std::string>& metadata)
-    : path_(path), tmp_(path + ".tmp"), buffer_(kWriteBlock) {
+    : path_(path), tmp_(path + ".tmp"),
+      buffer_(static_cast<char*>(std::aligned_alloc(ckpt::kDirectAlign, kWriteBlock)), std::free) {
+  TS_ASSERT(buffer_ != nullptr, "safetensors: out of memory for the write buffer");
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   for (const Tensor& t : tensors) {
@@ -74,61 +78,50 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   while ((8 + text.size()) % 8 != 0) text += ' ';  // the data starts 8-byte aligned
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw UserError(tmp_ + ": cannot create (" + std::strerror(errno) + "; is the output directory writable?)");
+  direct_fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT);
   const uint64_t n = text.size();
-  std::memcpy(buffer_.data(), &n, 8);
-  buffered_ = 8;
-  for (size_t at = 0; at < text.size();) {
-    const size_t k = std::min(text.size() - at, buffer_.size() - buffered_);
-    std::memcpy(buffer_.data() + buffered_, text.data() + at, k);
-    buffered_ += k, at += k;
-    if (buffered_ == buffer_.size()) flush();
-  }
+  put(reinterpret_cast<const char*>(&n), 8);
+  put(text.data(), static_cast<int64_t>(text.size()));
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
+  if (direct_fd_ >= 0) ::close(direct_fd_);
   if (fd_ < 0) return;
   ::close(fd_);
   ::unlink(tmp_.c_str());
 }
 
-void SafetensorsWriter::flush() {
-  for (size_t at = 0; at < buffered_;) {
-    const ssize_t k = ::write(fd_, buffer_.data() + at, buffered_ - at);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) throw UserError(tmp_ + ": cannot write (" + std::strerror(errno) + ")");
-    at += static_cast<size_t>(k);
+void SafetensorsWriter::put(const char* src, int64_t n) {
+  while (n > 0) {
+    const int64_t k = std::min(n, kWriteBlock - buffered_);
+    std::memcpy(buffer_.get() + buffered_, src, static_cast<size_t>(k));
+    buffered_ += k, src += k, n -= k;
+    if (buffered_ == kWriteBlock) flush(false);
   }
+}
+
+// A full buffer at an aligned offset goes out directly; the last, partial one buffered.
+void SafetensorsWriter::flush(bool last) {
+  std::string error;
+  const bool direct = direct_fd_ >= 0 && !last && buffered_ % ckpt::kDirectAlign == 0;
+  if (!ckpt::pwrite_all(direct ? direct_fd_ : fd_, written_, buffered_, buffer_.get(), error))
+    throw UserError(tmp_ + ": cannot write (" + error + ")");
+  written_ += buffered_;
   buffered_ = 0;
 }
 
 void SafetensorsWriter::append(const float* data, int64_t count) {
   TS_ASSERT(appended_ + count * 4 <= data_bytes_, tmp_ + ": more data than the header announces");
-  const char* src = reinterpret_cast<const char*>(data);
-  size_t left = static_cast<size_t>(count) * 4;
   appended_ += count * 4;
-  if (buffered_ == 0 && left >= buffer_.size()) {  // large and nothing pending: straight out
-    const size_t direct = left / buffer_.size() * buffer_.size();
-    buffered_ = 0;
-    for (size_t at = 0; at < direct;) {
-      const ssize_t k = ::write(fd_, src + at, direct - at);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) throw UserError(tmp_ + ": cannot write (" + std::strerror(errno) + ")");
-      at += static_cast<size_t>(k);
-    }
-    src += direct, left -= direct;
-  }
-  while (left > 0) {
-    const size_t k = std::min(left, buffer_.size() - buffered_);
-    std::memcpy(buffer_.data() + buffered_, src, k);
-    buffered_ += k, src += k, left -= k;
-    if (buffered_ == buffer_.size()) flush();
-  }
+  put(reinterpret_cast<const char*>(data), count * 4);
 }
 
 void SafetensorsWriter::finish() {
   TS_ASSERT(appended_ == data_bytes_, tmp_ + ": fewer data than the header announces");
-  flush();
+  flush(true);
   if (::fsync(fd_) != 0) throw UserError(tmp_ + ": cannot sync to disk (" + std::strerror(errno) + ")");
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  direct_fd_ = -1;
   ::close(fd_);
   fd_ = -1;
   std::error_code ec;

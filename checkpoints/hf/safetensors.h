@@ -43,11 +43,14 @@ class SafetensorsWriter {
 
  private:
   std::string path_, tmp_;
-  int fd_ = -1;
-  int64_t data_bytes_ = 0, appended_ = 0;
-  std::vector<char> buffer_;  // writes go out in large blocks
-  size_t buffered_ = 0;
-  void flush();
+  int fd_ = -1, direct_fd_ = -1;  // the file; the same opened with O_DIRECT (-1: not available)
+  int64_t data_bytes_ = 0, appended_ = 0, written_ = 0;
+  // Bytes go out in aligned blocks of kBlock from this aligned buffer: the file's full blocks
+  // with direct I/O, past the page cache (twice dd's buffered rate on small machines).
+  std::unique_ptr<char, void (*)(void*)> buffer_;
+  int64_t buffered_ = 0;
+  void put(const char* src, int64_t n);
+  void flush(bool last);
 };
 
 // Reads a safetensors file's header; tensors are read on demand. Every malformed header or
