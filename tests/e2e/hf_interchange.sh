@@ -7,6 +7,7 @@
 #  - --max-shard-size cuts the export into model-0000i-of-0000n.safetensors listed by
 #    model.safetensors.index.json (total_size, weight_map); importing the sharded directory
 #    gives the same checkpoint as importing the one-file export.
+#  - F16 and BF16 weights import to exactly their values.
 #  - Bad input, one line naming file and field, exit 2, nothing left at --out: a shard the index
 #    names that is missing, a tensor of the wrong shape, an unknown model_type, an unsupported
 #    config field; an export that fails leaves an earlier export at --out untouched.
@@ -121,6 +122,64 @@ PY
 "$TESSERA" import hf_one --out imp_one >/dev/null
 same_model imp_one imp_sharded || fail "the sharded import differs from the one-file import"
 same_model "$ckpt" imp_sharded || fail "the sharded import differs from the checkpoint"
+
+# F16 and BF16 weights (as published checkpoints ship them) import to exactly their values.
+for dtype in F16 BF16; do
+  mkdir "half_$dtype" && cp hf_one/config.json "half_$dtype/"
+  "$PY" - "$dtype" <<'PY'
+import json, struct, sys
+import numpy as np
+dtype = sys.argv[1]
+raw = open("hf_one/model.safetensors", "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n])
+out, data, offset = {}, [], 0
+for name in sorted(k for k in header if k != "__metadata__"):
+    b, e = header[name]["data_offsets"]
+    x = np.frombuffer(raw[8 + n + b:8 + n + e], np.float32)
+    if dtype == "F16":
+        h = x.astype(np.float16).tobytes()
+    else:  # round to nearest even on the upper 16 bits
+        u = x.view(np.uint32).astype(np.uint64)
+        h = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
+    out[name] = {"dtype": dtype, "shape": header[name]["shape"], "data_offsets": [offset, offset + len(h)]}
+    data.append(h)
+    offset += len(h)
+text = json.dumps(out).encode()
+text += b" " * (-(8 + len(text)) % 8)
+open(f"half_{dtype}/model.safetensors", "wb").write(struct.pack("<Q", len(text)) + text + b"".join(data))
+PY
+  "$TESSERA" import "half_$dtype" --out "imp_$dtype" >/dev/null
+  "$TESSERA" export "imp_$dtype" --format hf --out "hf_$dtype" >/dev/null
+  "$PY" - "$dtype" <<'PY'
+import json, struct, sys
+import numpy as np
+dtype = sys.argv[1]
+def tensors(path, half):
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        buf = raw[8 + n + b:8 + n + e]
+        if info["dtype"] == "F16":
+            x = np.frombuffer(buf, np.float16).astype(np.float32)
+        elif info["dtype"] == "BF16":
+            x = (np.frombuffer(buf, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        else:
+            x = np.frombuffer(buf, np.float32)
+        out[name] = x
+    return out
+want, got = tensors(f"half_{dtype}/model.safetensors", True), tensors(f"hf_{dtype}/model.safetensors", False)
+assert set(want) == set(got)
+for name in want:
+    assert np.array_equal(want[name], got[name]), f"{dtype}: {name} is not its stored value"
+print(f"{dtype} import exact: {len(want)} tensors")
+PY
+done
 
 # Bad input: nothing is left at --out.
 cp -r hf_sharded missing
