@@ -56,6 +56,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"parallel", "sequence_parallel", &c.parallel.sequence_parallel},
       {"parallel", "zero", &c.parallel.zero, {}, 0, 1},
       {"parallel", "bucket_mb", &c.parallel.bucket_mb, {}, 0.001, 1 << 16},
+      {"parallel", "node_local_tp", &c.parallel.node_local_tp},
       {"train", "steps", &c.train.steps, {}, 0, inf},
       {"train", "micro_batch", &c.train.micro_batch, {}, 1, 1 << 20},
       {"train", "global_batch", &c.train.global_batch, {}, 0, inf},

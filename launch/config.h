@@ -17,6 +17,9 @@ struct ParallelConfig {
   bool sequence_parallel = false;
   int64_t zero = 0;
   double bucket_mb = 25;
+  // true: a tensor-parallel group whose ranks sit on different nodes is an error (its traffic
+  // would cross the network every layer); false: a warning.
+  bool node_local_tp = false;
 };
 
 struct TrainConfig {

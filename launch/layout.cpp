@@ -2,6 +2,7 @@
 // of every rank on the outcome of whatever could fail before the first collective.
 #include "launch/layout.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -51,6 +52,38 @@ void validate_layout(const RunConfig& cfg, const Topology& topo) {
            str(cfg.train.micro_batch * m.seq_len) + ") divisible by parallel.tp = " + str(tp));
   need(!(cfg.train.device == "cpu" && cfg.train.precision == "bf16"),
        "train.precision = \"bf16\" needs train.device = \"cuda\"");
+}
+
+std::string tp_group_spanning_hosts(const std::vector<std::string>& rank_hosts, const Topology& topo) {
+  for (int rank = 0; rank < topo.world() && rank < static_cast<int>(rank_hosts.size()); ++rank) {
+    const std::vector<int> group = topo.tp_group(rank);
+    if (group.front() != rank) continue;  // each group once, from its first rank
+    std::vector<std::string> hosts;
+    for (int r : group)
+      if (r < static_cast<int>(rank_hosts.size()) &&
+          std::find(hosts.begin(), hosts.end(), rank_hosts[r]) == hosts.end())
+        hosts.push_back(rank_hosts[r]);
+    if (hosts.size() < 2) continue;
+    std::string text = "ranks ";
+    const bool consecutive = group.back() - group.front() + 1 == static_cast<int>(group.size());
+    if (consecutive) {
+      text += str(group.front());
+      text += '-';
+      text += str(group.back());
+    } else {
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (i) text += ',';
+        text += str(group[i]);
+      }
+    }
+    text += " spans nodes ";
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      if (i) text += ", ";
+      text += hosts[i];
+    }
+    return text;
+  }
+  return "";
 }
 
 void run_agreed(const MpiWorld* world, const std::function<void()>& fn) {

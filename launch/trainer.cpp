@@ -53,10 +53,16 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
   micro_per_step_ = cfg_.train.global_batch / (t.micro_batch * dp);
   chunks_ = static_cast<int>(cfg_.parallel.virtual_stages);
 
+  // Every rank's host, on rank 0 (the one collective before the checks; it cannot fail).
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  rank_hosts_ = world_ ? world_->gather(host, 0) : std::vector<std::string>{host};
+
   // Everything a user can get wrong is checked before the first collective, and every rank
   // agrees on the outcome: a bad layout or missing data fails as one line, everywhere.
   run_agreed(world_, [&] {
     validate_layout(cfg_, topology_);
+    if (rank_ == 0) check_node_local_tp();
     setup_data();
     schedule_ = schedule_make(cfg_.parallel.schedule, topology_.pp(), me_.pp,
                               static_cast<int>(micro_per_step_), chunks_);
@@ -354,18 +360,28 @@ std::string device_description(Device& dev) {
 
 }  // namespace
 
+void Trainer::check_node_local_tp() const {
+  const std::string spanning = tp_group_spanning_hosts(rank_hosts_, topology_);
+  if (spanning.empty()) return;
+  const std::string what = "tensor-parallel group of " + spanning;
+  if (cfg_.parallel.node_local_tp)
+    throw UserError("parallel.node_local_tp: " + what + " (give each node a multiple of parallel.tp = " +
+                    std::to_string(topology_.tp()) + " tasks, e.g. --ntasks-per-node)");
+  log_warn("%s: its traffic crosses the network every layer (parallel.node_local_tp = true makes this an error)",
+           what.c_str());
+}
+
 void Trainer::record_launch_start() {
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  // Every host of the job, each once, in rank order (a collective).
-  std::vector<std::string> hosts;
-  for (const std::string& h : world_ ? world_->gather(host, 0) : std::vector<std::string>{host})
-    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
   if (rank_ != 0) return;
+  // Every host of the job, each once, in rank order; and each rank's.
+  std::vector<std::string> hosts;
+  for (const std::string& h : rank_hosts_)
+    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
   nlohmann::json r = {{"event", "start"},
                       {"time", utc_timestamp()},
-                      {"host", host},
+                      {"host", rank_hosts_.front()},
                       {"hosts", hosts},
+                      {"rank_hosts", rank_hosts_},
                       {"world", topology_.world()},
                       {"layout", layout_text()},
                       {"device", device_description(dev_)},

@@ -112,12 +112,14 @@ class Trainer {
   // A start record in <log.dir>/launches.jsonl (collective: rank 0 gathers the host names and
   // writes it); at the end ("finished", or how the run stopped) rank 0 writes an end record,
   // then the run's README.md and loss.svg (launch/run_report.h).
+  void check_node_local_tp() const;  // rank 0: parallel.node_local_tp against rank_hosts_
   void record_launch_start();
   void record_launch_end(const char* how, int64_t step);
 
   RunConfig cfg_;
   Device& dev_;
   const MpiWorld* world_;
+  std::vector<std::string> rank_hosts_;  // rank r's host name, on rank 0 (empty elsewhere)
   int rank_ = 0;
   Topology topology_;
   Coords me_;

@@ -1,0 +1,56 @@
+# Sourced by the cluster tests: skips (exit 77, with the reason) where no Slurm cluster can be
+# made here; otherwise what tests/lib.sh gives (scratch directory, corpus, byte shards in tr/)
+# and a cluster of CLUSTER_NODES (default 2) nodes that is torn down on exit, success or not,
+# after which the test fails if anything of it is left (namespaces, bridge, state, daemons).
+# Needs TESSERA and SRC. Slurm's commands reach the cluster through SLURM_CONF from here on.
+CLUSTER=$SRC/scripts/cluster
+export CLUSTER_NAME=tstcl CLUSTER_SUBNET=10.78.0
+if ! why=$("$CLUSTER" check 2>&1); then
+  echo "SKIPPED: no local Slurm cluster here: $why"
+  exit 77
+fi
+source "$SRC/tests/lib.sh"
+export TESSERA
+
+# Fails the test (exit 1) when the cluster left anything behind.
+cluster_leftovers() {
+  local left=""
+  ip netns list | grep -q "^$CLUSTER_NAME-" && left+=" namespaces: $(ip netns list | grep "^$CLUSTER_NAME-" | tr '\n' ' ')"
+  ip link show "$CLUSTER_NAME-br" >/dev/null 2>&1 && left+=" bridge $CLUSTER_NAME-br"
+  [ -e "/run/$CLUSTER_NAME-cluster" ] && left+=" /run/$CLUSTER_NAME-cluster"
+  pgrep -f "/run/$CLUSTER_NAME-cluster/" >/dev/null && left+=" processes: $(pgrep -f "/run/$CLUSTER_NAME-cluster/" | tr '\n' ' ')"
+  [ -z "$left" ] || { echo "FAIL: the cluster left behind:$left"; return 1; }
+}
+cluster_teardown() {
+  local rc=$?
+  "$CLUSTER" down >/dev/null 2>&1 || true
+  cluster_leftovers || rc=1
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cluster_teardown EXIT
+"$CLUSTER" up "${CLUSTER_NODES:-2}" >cluster-up.out 2>&1 || { cat cluster-up.out; exit 1; }
+eval "$("$CLUSTER" env)"
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s; fails the test after SECONDS.
+wait_for() {
+  local seconds=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + seconds))
+  until "$@"; do
+    ((SECONDS < deadline)) || fail "$what: not within ${seconds}s"
+    sleep 0.2
+  done
+}
+
+# logged_steps RUN_DIR: how many step records its metrics.jsonl holds.
+logged_steps() { grep -c '"loss"' "$1/metrics.jsonl" 2>/dev/null || true; }
+# launch_events RUN_DIR EVENT: how many launch records of that event it holds.
+launch_events() { grep -c "\"event\":\"$2\"" "$1/launches.jsonl" 2>/dev/null || true; }
+job_gone() { [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; }
+
+# The batch options every test submits train.sbatch with: CPU ranks, a time limit far beyond the
+# test so the script's own USR1@300 never fires by itself.
+SBATCH_CPU=(--gpus-per-node=0 --cpus-per-task=1 --time=120)
