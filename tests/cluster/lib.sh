@@ -46,9 +46,19 @@ wait_for() {
 }
 
 # logged_steps RUN_DIR: how many step records its metrics.jsonl holds.
-logged_steps() { grep -c '"loss"' "$1/metrics.jsonl" 2>/dev/null || true; }
+logged_steps() { local n; n=$(grep -c '"loss"' "$1/metrics.jsonl" 2>/dev/null); echo "${n:-0}"; }
 # launch_events RUN_DIR EVENT: how many launch records of that event it holds.
-launch_events() { grep -c "\"event\":\"$2\"" "$1/launches.jsonl" 2>/dev/null || true; }
+launch_events() { local n; n=$(grep -c "\"event\":\"$2\"" "$1/launches.jsonl" 2>/dev/null); echo "${n:-0}"; }
+# kill_ranks: SIGKILL, at once and without warning, every tessera process on the cluster's nodes
+# (what an OOM killer or a crashed node does; Slurm's own cancel sends SIGTERM first).
+kill_ranks() {
+  local ns pid
+  for ns in $(ip netns list | awk -v p="$CLUSTER_NAME-node" 'index($1, p) == 1 {print $1}'); do
+    for pid in $(ip netns pids "$ns"); do
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tessera ] && kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+}
 job_gone() { [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; }
 
 # The batch options every test submits train.sbatch with: CPU ranks, a time limit far beyond the
