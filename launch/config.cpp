@@ -68,6 +68,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"train", "eval_batches", &c.train.eval_batches, {}, 1, inf},
       {"train", "threads", &c.train.threads, {}, 0, 4096},
       {"train", "stop_at", &c.train.stop_at, {}, 0, inf},
+      {"train", "collective_timeout_s", &c.train.collective_timeout_s, {}, 0, 1e7},
       {"optim", "lr", &c.optim.lr, {}, 0, 10},
       {"optim", "min_lr", &c.optim.min_lr, {}, 0, 10},
       {"optim", "warmup_steps", &c.optim.warmup_steps, {}, 0, inf},

@@ -34,6 +34,9 @@ struct TrainConfig {
   int64_t eval_batches = 8;
   int64_t threads = 0;              // CPU threads per rank; 0 = all cores / ranks on the node
   int64_t stop_at = 0;              // stop after this step as if signalled (saving); 0 = never
+  // A rank that waits this long on one collective or transfer ends the job with a report of
+  // who had not arrived (parallel/watchdog.h); 0 = wait forever.
+  double collective_timeout_s = 300;
 };
 
 // One corpus of a training mixture ([[data.sources]]).

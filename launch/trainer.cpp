@@ -86,7 +86,14 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
       if (cfg_.log.tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>(cfg_.log.dir + "/tensorboard");
     }
   });
-  comms_ = communicators_create(topology_, rank_, world_, dev_);
+  if (world_ && t.collective_timeout_s > 0) recorder_ = std::make_unique<FlightRecorder>();
+  comms_ = communicators_create(topology_, rank_, world_, dev_, recorder_.get());
+  if (recorder_) {
+    recorder_->set_phase(-1, "start-up");
+    watchdog_ = std::make_unique<CommWatchdog>(
+        *recorder_, WatchdogConfig{t.collective_timeout_s, cfg_.log.dir + "/flight", rank_, host},
+        [this] { communicators_abort(comms_); });
+  }
   setup_model();
   setup_buckets();
   plan_shard();
@@ -217,6 +224,7 @@ StepResult Trainer::train_step(int64_t step) {
   StepResult r;
   const auto t0 = Clock::now();
   communicators_reset_stats(comms_);
+  if (recorder_) recorder_->set_step(step + 1);
 
   load_batch(step);
   const double data_ms = ms_since(t0);
@@ -224,8 +232,11 @@ StepResult Trainer::train_step(int64_t step) {
   buckets_->begin_step();
 
   run_schedule(step);
+  phase("finalize_grads");
   finalize_grads();
+  phase("gradient norm");
   r.grad_norm = global_grad_norm();
+  phase("optimizer");
   const double clip = cfg_.optim.grad_clip;
   const double scale = clip > 0 && r.grad_norm > clip ? clip / r.grad_norm : 1.0;
   r.lr = lr_at(cfg_.optim, step, t.steps);
@@ -247,6 +258,7 @@ StepResult Trainer::train_step(int64_t step) {
     exposed += c->stats().total_wait_ms();
   const double compute = std::max(0.0, r.step_ms - data_ms - exposed - pipe.p2p.wait_ms);
   // One sum over the world carries the loss, the time split and the control counts.
+  phase("step summary");
   const SaveProgress save = save_progress();
   double totals[] = {loss_sum, data_ms, compute, exposed, pipe.p2p.wait_ms,
                      signals_received() ? 1.0 : 0.0, save.done, save.failed};
@@ -411,6 +423,18 @@ void Trainer::record_launch_end(const char* how, int64_t step) {
 }
 
 StepResult Trainer::run() {
+  try {
+    return run_steps();
+  } catch (...) {
+    // Before any destructor frees device memory or destroys a communicator (either would wait
+    // on work queued behind a peer that may never come): NCCL comms are aborted. MPI's are
+    // left to the agreed error, MPI_Abort or the launcher.
+    communicators_abort(comms_);
+    throw;
+  }
+}
+
+StepResult Trainer::run_steps() {
   const ModelConfig& m = cfg_.model;
   const ParallelConfig& par = cfg_.parallel;
   if (rank_ == 0) {

@@ -20,6 +20,8 @@
 #include "model/instance.h"
 #include "optim/adamw.h"
 #include "parallel/communicators.h"
+#include "parallel/flight_recorder.h"
+#include "parallel/watchdog.h"
 #include "parallel/grad_buckets.h"
 #include "parallel/pipeline_executor.h"
 #include "parallel/schedule.h"
@@ -90,6 +92,11 @@ class Trainer {
   void finalize_grads();
   double global_grad_norm();
   void gather_parameters();
+  // The step's current phase, for a hang report.
+  void phase(const char* what) {
+    if (recorder_) recorder_->set_phase(-1, what);
+  }
+  StepResult run_steps();
   double world_sum(double v);
   void world_sum(double* v, int64_t n);  // in place, one collective for n scalars
   bool counted_once(const Param& p) const;
@@ -123,7 +130,9 @@ class Trainer {
   int rank_ = 0;
   Topology topology_;
   Coords me_;
+  std::unique_ptr<FlightRecorder> recorder_;  // several ranks with a collective timeout
   Communicators comms_;
+  std::unique_ptr<CommWatchdog> watchdog_;  // destroyed before the communicators it can abort
   DType compute_, grad_dtype_;
   int64_t micro_per_step_ = 1;  // micro-batches per step on this rank
   int chunks_ = 1;              // virtual pipeline stages held by this rank

@@ -10,12 +10,16 @@
 // started it, and handles of one communicator finish in the order they started.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "runtime/device.h"
 #include "runtime/tensor.h"
 
 namespace tessera {
+
+class FlightRecorder;
 
 enum class ReduceOp { sum, max };
 
@@ -67,6 +71,18 @@ class Communicator {
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = CommStats{}; }
 
+  // Records every operation of a group of several ranks in `recorder` (which must outlive this
+  // communicator): what, when issued, when the host began and stopped waiting. `world_ranks`:
+  // the members' world ranks in group order. A 1-rank group records nothing but still hands
+  // out the recorder (recorder()), for its users to set the step's phase.
+  void set_recorder(FlightRecorder* recorder, const std::vector<int>& world_ranks);
+  FlightRecorder* recorder() const { return recorder_; }
+  // Gives up every operation in flight without waiting for the peers, so that nothing later
+  // (a destructor, a device free) blocks on a peer that may never come; the communicator is
+  // unusable afterwards. NCCL: ncclCommAbort. MPI: nothing (the job is ended by MPI_Abort or
+  // by the launcher when this process exits).
+  virtual void abort() {}
+
  protected:
   enum class Kind { all_reduce, reduce_scatter, all_gather, broadcast, send };
   // A handle is returned by start; blocking calls are start + finish.
@@ -80,10 +96,17 @@ class Communicator {
   CommCounters& counters(Kind kind);
   double bus_bytes(Kind kind, const Tensor& out, const Tensor& in) const;
   CommHandle start(Kind kind, Tensor out, Tensor in, int peer_or_root, int tag);
+  void complete(CommHandle h);  // do_finish between the recorder's wait and done
+  int64_t record(const std::string& what);  // -1 when not recording
+  std::string world_rank(int group_rank) const;
 
   std::string name_;
   int rank_, size_;
   CommStats stats_;
+  FlightRecorder* recorder_ = nullptr;
+  int recorder_comm_ = -1;
+  std::vector<int> world_ranks_;  // group rank -> world rank, for the recorder's texts
+  std::map<CommHandle, int64_t> recorded_;  // handle -> the recorder's seq
 };
 
 // The group of one rank: every collective is a copy or nothing.

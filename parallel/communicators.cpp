@@ -27,7 +27,7 @@ void add(CommCounters& a, const CommCounters& b) {
 }  // namespace
 
 Communicators communicators_create(const Topology& topo, int rank, const MpiWorld* world,
-                                   Device& dev) {
+                                   Device& dev, FlightRecorder* recorder) {
   Communicators c;
   c.tp = make("tp", topo.tp_group(rank), world, dev);
   c.pp = make("pp", topo.pp_group(rank), world, dev);
@@ -45,7 +45,21 @@ Communicators communicators_create(const Topology& topo, int rank, const MpiWorl
   } else {
     c.world = std::make_unique<LocalComm>("world", dev);
   }
+  if (recorder) {
+    c.tp->set_recorder(recorder, topo.tp_group(rank));
+    c.pp->set_recorder(recorder, topo.pp_group(rank));
+    c.dp->set_recorder(recorder, topo.dp_group(rank));
+    c.embedding->set_recorder(recorder, emb);
+    std::vector<int> all(topo.world());
+    for (int r = 0; r < topo.world(); ++r) all[r] = r;
+    c.world->set_recorder(recorder, all);
+  }
   return c;
+}
+
+void communicators_abort(Communicators& c) {
+  for (Communicator* comm : {c.tp.get(), c.pp.get(), c.dp.get(), c.embedding.get(), c.world.get()})
+    if (comm) comm->abort();
 }
 
 CommStats communicators_stats(const Communicators& c) {

@@ -22,8 +22,12 @@ struct Communicators {
 // Collective over the world when `world` is not null (every rank calls it). Tensors on the
 // CPU use MPI; on CUDA, NCCL (bootstrapped over MPI). Without an MpiWorld (one process) every
 // communicator is a LocalComm.
+// With `recorder`, every communicator of several ranks records its operations there (a hang
+// report names them).
 Communicators communicators_create(const Topology& topo, int rank, const MpiWorld* world,
-                                   Device& dev);
+                                   Device& dev, FlightRecorder* recorder = nullptr);
+// Communicator::abort on every axis: nothing waits on a peer afterwards.
+void communicators_abort(Communicators& c);
 // Adds the counters of every axis (world excluded) into one set, for the step log.
 CommStats communicators_stats(const Communicators& c);
 void communicators_reset_stats(Communicators& c);

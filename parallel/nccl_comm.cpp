@@ -76,6 +76,7 @@ class NcclComm final : public Communicator {
  public:
   NcclComm(std::string name, MPI_Comm mpi, Device& dev);
   ~NcclComm() override;
+  void abort() override;
 
  protected:
   CommHandle do_start(Kind kind, Tensor out, Tensor in, int peer_or_root, int tag) override;
@@ -132,12 +133,23 @@ NcclComm::NcclComm(std::string name, MPI_Comm mpi, Device& dev)
 }
 
 NcclComm::~NcclComm() {
-  flush_sends();
-  // Nothing may still read or write through the comm or the events once they are destroyed.
-  TS_CHECK_CUDA(cudaStreamSynchronize(stream_));
-  ncclCommDestroy(comm_);
+  if (comm_) {  // not aborted
+    flush_sends();
+    // Nothing may still read or write through the comm or the events once they are destroyed.
+    TS_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    ncclCommDestroy(comm_);
+  }
   for (cudaEvent_t ev : all_events_) cudaEventDestroy(ev);
   cudaStreamDestroy(stream_);
+}
+
+// ncclCommAbort ends the kernels of this communicator in flight (their stream then drains)
+// without waiting for any peer; callable from the watchdog thread while the step's thread is
+// blocked in finish(). The pending sends are dropped unissued.
+void NcclComm::abort() {
+  if (!comm_) return;
+  ncclCommAbort(comm_);
+  comm_ = nullptr;
 }
 
 cudaEvent_t NcclComm::event_acquire() {

@@ -1,5 +1,7 @@
 #include "parallel/pipeline_executor.h"
 
+#include "parallel/flight_recorder.h"
+
 #include <algorithm>
 
 #include "runtime/ops.h"
@@ -41,6 +43,7 @@ void PipelineExecutor::run(Device& dev, const std::vector<PipelineChunk*>& chunk
     const PipeOp& op = ops_[k];
     const int c = op.chunk, mb = op.microbatch, slot = mb % slots_, mc = model_chunk(c);
     PipelineChunk& chunk = *chunks[c];
+    if (FlightRecorder* r = pipe_.recorder()) r->set_phase(mb, op.kind == PipeOpKind::forward ? "forward" : "backward");
     if (op.kind == PipeOpKind::forward) {
       pipe_.finish(out_handle_[c][slot]);  // the slot's previous output has left
       out_handle_[c][slot] = -1;

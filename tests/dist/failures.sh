@@ -51,3 +51,34 @@ elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 echo "ok: a killed rank ended the 4-rank job in ${elapsed_ms} ms (exit $rc)"
 leftover=$(pgrep -f "tessera train kill-$$.toml" || true)
 [ -z "$leftover" ] || fail "rank processes still alive after the job ended: $leftover"
+
+# A rank stopped mid-step (SIGSTOP: alive, holding its sockets, answering nothing): every other
+# rank's watchdog ends the job after train.collective_timeout_s with a line naming the stopped
+# rank (its heartbeat goes stale) and the operation it waited on; nothing hangs.
+cp tiny.toml "stop-$$.toml"
+timeout 120 mpirun --oversubscribe -np 4 "$TESSERA" train "stop-$$.toml" --set train.steps=1000000 \
+  --set parallel.tp=2 --set parallel.pp=2 --set log.every=1000 --set train.collective_timeout_s=4 \
+  --set log.dir='"stoprun"' >stop.txt 2>&1 &
+launcher=$!
+for _ in $(seq 300); do
+  [ "$(ls stoprun/flight/*.heartbeat 2>/dev/null | wc -l)" -eq 4 ] && grep -q '^step=[1-9]' stoprun/flight/rank_3.heartbeat 2>/dev/null && break
+  sleep 0.2
+done
+victim=$(sed -n 's/^pid=//p' stoprun/flight/rank_3.heartbeat)
+[ -n "$victim" ] || { cat stop.txt; fail "rank 3 never published a heartbeat"; }
+start=$(date +%s%N)
+kill -STOP "$victim"
+rc=0
+wait "$launcher" || rc=$?
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+kill -KILL "$victim" 2>/dev/null || true  # if the launcher left it stopped
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat stop.txt; fail "after SIGSTOP of a rank the launcher exited with $rc (124: it hung)"; }
+[ "$elapsed_ms" -le 60000 ] || fail "the job took ${elapsed_ms} ms to end after a rank was stopped"
+grep '^tessera: error: collective timeout' stop.txt | grep -q "rank 3 (.*, pid $victim): no heartbeat for" ||
+  { cat stop.txt; fail "no timeout report named the stopped rank 3 (pid $victim)"; }
+grep '^tessera: error: collective timeout: rank 2 ' stop.txt | grep -q "at step [0-9]*, micro-batch [0-9]* (\(forward\|backward\))" ||
+  { cat stop.txt; fail "rank 2's report does not name the step, micro-batch and phase"; }
+[ -s stoprun/flight/rank_2.flight ] || fail "no flight-recorder dump for rank 2"
+echo "ok: a stopped rank ended the 4-rank job in ${elapsed_ms} ms: $(grep -m1 'collective timeout: rank 2 ' stop.txt | cut -c1-200)"
+leftover=$(pgrep -f "tessera train stop-$$.toml" || true)
+[ -z "$leftover" ] || fail "rank processes still alive after the job ended: $leftover"

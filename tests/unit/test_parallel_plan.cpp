@@ -3,6 +3,7 @@
 
 #include <set>
 
+#include "launch/layout.h"
 #include "parallel/schedule.h"
 #include "parallel/topology.h"
 #include "runtime/error.h"
@@ -24,6 +25,15 @@ TEST(Topology, TensorParallelInnermost) {
   EXPECT_EQ(t.next_stage_rank(1), 3);
   EXPECT_EQ(t.prev_stage_rank(1), -1);
   EXPECT_TRUE(t.last_stage(3));
+}
+
+TEST(Topology, TensorParallelGroupsAcrossHosts) {
+  const Topology t(8, 2, 2, 2);  // tp pairs: (0,1) (2,3) (4,5) (6,7)
+  EXPECT_EQ(tp_group_spanning_hosts({"a", "a", "a", "a", "b", "b", "b", "b"}, t), "");
+  EXPECT_EQ(tp_group_spanning_hosts({"a", "a", "a", "b", "b", "b", "b", "b"}, t), "ranks 2-3 spans nodes a, b");
+  const Topology wide(4, 4, 1, 1);
+  EXPECT_EQ(tp_group_spanning_hosts({"n1", "n1", "n2", "n2"}, wide), "ranks 0-3 spans nodes n1, n2");
+  EXPECT_EQ(tp_group_spanning_hosts({"n1"}, Topology(1, 1, 1, 1)), "");
 }
 
 TEST(Topology, RejectsImpossibleLayouts) {
