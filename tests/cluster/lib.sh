@@ -17,6 +17,7 @@ cluster_leftovers() {
   local left=""
   ip netns list | grep -q "^$CLUSTER_NAME-" && left+=" namespaces: $(ip netns list | grep "^$CLUSTER_NAME-" | tr '\n' ' ')"
   ip link show "$CLUSTER_NAME-br" >/dev/null 2>&1 && left+=" bridge $CLUSTER_NAME-br"
+  ip -o link show | grep -q ": $CLUSTER_NAME-v" && left+=" links: $(ip -o link show | grep -o "$CLUSTER_NAME-v[0-9]*" | tr '\n' ' ')"
   [ -e "/run/$CLUSTER_NAME-cluster" ] && left+=" /run/$CLUSTER_NAME-cluster"
   pgrep -f "/run/$CLUSTER_NAME-cluster/" >/dev/null && left+=" processes: $(pgrep -f "/run/$CLUSTER_NAME-cluster/" | tr '\n' ' ')"
   [ -z "$left" ] || { echo "FAIL: the cluster left behind:$left"; return 1; }

@@ -60,4 +60,24 @@ set -e
 [ "$rc" -eq 2 ] || { echo "FAIL: a failed launch exited $rc, wanted 2"; cat job3.out; exit 1; }
 grep -q "not requeued" job3.out && grep -q "runs/other" job3.out
 [ "$(wc -l < scontrol.calls)" -eq 1 ] || { echo "FAIL: a failed launch was requeued"; exit 1; }
+# A launch that loses a rank (exit 3, as the collective watchdog ends it) is requeued, until
+# three launches in a row have failed without ending.
+cat > bin/lost-rank <<'SH'
+#!/usr/bin/env bash
+mkdir -p runs/lost
+echo '{"event":"start","step":0}' >> runs/lost/launches.jsonl
+exit 3
+SH
+chmod +x bin/lost-rank
+: > scontrol.calls
+for n in 1 2; do
+  TESSERA=bin/lost-rank RUN_DIR=runs/lost bash "$sbatch_script" run.toml > lost$n.out 2>&1 || { cat lost$n.out; exit 1; }
+  grep -q "requeueing job 4242 to resume from the last complete checkpoint" lost$n.out || { echo "FAIL: lost rank $n not requeued"; cat lost$n.out; exit 1; }
+done
+set +e
+TESSERA=bin/lost-rank RUN_DIR=runs/lost bash "$sbatch_script" run.toml > lost3.out 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 3 ] && grep -q "failed launch 3 in a row; not requeued" lost3.out || { echo "FAIL: third failure ($rc)"; cat lost3.out; exit 1; }
+[ "$(wc -l < scontrol.calls)" -eq 2 ] || { echo "FAIL: $(wc -l < scontrol.calls) requeues after lost ranks, wanted 2"; exit 1; }
 echo "e2e ok"
