@@ -39,7 +39,8 @@ int cmd_train(int argc, char** argv) {
     session_resolve_vocab(cfg);
     validate_layout(cfg, Topology(world ? world->size() : 1, static_cast<int>(cfg.parallel.tp),
                                   static_cast<int>(cfg.parallel.pp), static_cast<int>(cfg.parallel.dp)));
-    dev = session_device(cfg, world ? world->local_rank() : 0, world ? world->local_size() : 1);
+    dev = session_device(cfg, world ? world->local_rank() : 0, world ? world->local_size() : 1,
+                         world ? world->rank() : 0);
   });
   signals_install();
   if (!world) {

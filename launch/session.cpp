@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <vector>
 
@@ -16,13 +18,29 @@
 
 namespace tessera {
 
-std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank, int local_ranks) {
+std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank, int local_ranks, int rank) {
   if (cfg.train.threads > 0)
     omp_set_num_threads(static_cast<int>(cfg.train.threads));
   else if (local_ranks > 1)  // oversubscribing cores slows every rank down
     omp_set_num_threads(std::max(1, omp_get_num_procs() / local_ranks));
-  const bool cuda = cfg.train.device == "cuda";
-  return Device::create(cuda ? DeviceKind::cuda : DeviceKind::cpu, cuda ? local_rank : 0);
+  if (cfg.train.device != "cuda") return Device::create(DeviceKind::cpu);
+  const int visible = cuda_device_count();
+  const int ordinal = cuda_ordinal_for(visible, local_rank, local_ranks);
+  const char* mask = std::getenv("CUDA_VISIBLE_DEVICES");
+  std::fprintf(stderr, "tessera: rank %d (local rank %d of %d): GPU %d of %d visible (CUDA_VISIBLE_DEVICES=%s)\n",
+               rank, local_rank, local_ranks, ordinal, visible, mask ? mask : "unset");
+  return Device::create(DeviceKind::cuda, ordinal);
+}
+
+int cuda_ordinal_for(int visible, int local_rank, int local_ranks) {
+  if (visible < 1)
+    throw UserError("train.device = \"cuda\" but no CUDA GPU is visible to this process");
+  if (visible == 1) return 0;
+  if (local_rank < visible) return local_rank;
+  throw UserError("train.device = \"cuda\": " + std::to_string(local_ranks) +
+                  " ranks on this node but only " + std::to_string(visible) +
+                  " GPUs visible to each (give one GPU per rank: --gpus-per-task=1, or as many "
+                  "visible GPUs as ranks)");
 }
 
 void session_resolve_vocab(RunConfig& cfg) {

@@ -13,8 +13,14 @@
 namespace tessera {
 
 // Sets OpenMP/OpenBLAS threads (train.threads; 0 = the node's cores shared by the
-// `local_ranks` ranks on it) and creates the device (CUDA: GPU `local_rank`).
-std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank = 0, int local_ranks = 1);
+// `local_ranks` ranks on it) and creates the device (CUDA: the GPU cuda_ordinal_for picks,
+// printed per rank).
+std::unique_ptr<Device> session_device(const RunConfig& cfg, int local_rank = 0, int local_ranks = 1,
+                                       int rank = 0);
+// Which of the `visible` GPUs a rank uses: the only one when one is visible (Slurm's
+// --gpus-per-task=1 or a per-rank CUDA_VISIBLE_DEVICES), else the one of its local rank.
+// UserError when none is visible, or when several are but fewer than the ranks on the node.
+int cuda_ordinal_for(int visible, int local_rank, int local_ranks);
 // Fills model.vocab_size from the tokenizer when it is 0.
 void session_resolve_vocab(RunConfig& cfg);
 // The shards' token ids fit the model's vocabulary (UserError otherwise). Layers take ids as
