@@ -6,6 +6,7 @@
 // comparable tensor by tensor with transformers' backward.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,6 +24,7 @@ namespace {
 
 // A JSON array of arrays of token ids, each of length 2..T with ids in [0, V).
 std::vector<std::vector<int32_t>> read_ids(const std::string& path, int64_t T, int64_t V) {
+  if (std::filesystem::is_directory(path)) throw UserError(path + ": is a directory, not a JSON file of token ids");
   std::ifstream in(path);
   if (!in) throw UserError(path + ": cannot read");
   nlohmann::json j;

@@ -57,6 +57,13 @@ int cmd_train(int argc, char** argv) {
     // job ends now rather than hanging.
     std::fprintf(stderr, "tessera: error: rank %d: %s\n", world->rank(), e.what());
     world->abort(2);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tessera: error: rank %d: out of memory: the run as configured does not fit "
+                         "this machine (lower train.micro_batch, train.global_batch or the model)\n", world->rank());
+    world->abort(2);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::fprintf(stderr, "tessera: error: rank %d: %s\n", world->rank(), filesystem_error_line(e).c_str());
+    world->abort(2);
   }
   return 0;
 }

@@ -59,7 +59,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"parallel", "node_local_tp", &c.parallel.node_local_tp},
       {"train", "steps", &c.train.steps, {}, 0, inf},
       {"train", "micro_batch", &c.train.micro_batch, {}, 1, 1 << 20},
-      {"train", "global_batch", &c.train.global_batch, {}, 0, inf},
+      {"train", "global_batch", &c.train.global_batch, {}, 0, 1 << 24},
       {"train", "seed", &c.train.seed, {}, 0, inf},
       {"train", "device", &c.train.device, {"cpu", "cuda"}},
       {"train", "precision", &c.train.precision, {"fp32", "bf16", "fp64"}},
@@ -146,6 +146,11 @@ void assign(const Field& f, const toml::node& v, const std::string& where) {
   } else {
     auto x = v.value_exact<std::string>();
     if (!x) bad("must be " + type_name(f));
+    // Every string names a file, a directory or a choice: control characters (a NUL would cut a
+    // path short where the system reads it) are a mistake, not a name.
+    if (std::any_of(x->begin(), x->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      bad("must not contain control characters (NUL, newline, tab, ...)");
+    if (x->size() > 4096) bad("is " + std::to_string(x->size()) + " characters long (at most 4096)");
     if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), *x) == f.choices.end())
       bad("= \"" + *x + "\" is not allowed (allowed: " + join(f.choices) + ")");
     *std::get<std::string*>(f.target) = *x;

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <ios>
+#include <new>
 #include <string>
 
 #include "launch/commands.h"
@@ -68,6 +70,19 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "tessera: error: a numeric option has a value that is not a number\n");
+    return 2;
+  } catch (const std::out_of_range& e) {
+    std::fprintf(stderr, "tessera: error: a numeric option has a value out of range\n");
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tessera: error: out of memory: the run as configured does not fit this "
+                         "machine (lower train.micro_batch, train.global_batch, model.seq_len or the model)\n");
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", tessera::filesystem_error_line(e).c_str());
+    return 2;
+  } catch (const std::ios_base::failure& e) {
+    std::fprintf(stderr, "tessera: error: a file given could not be read (%s)\n", e.what());
     return 2;
   }
 }
