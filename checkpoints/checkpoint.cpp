@@ -265,7 +265,7 @@ ShardFile shard_write(const std::string& path, int64_t rank, const ShardData& da
           const char* src = data.buffers[g].data() + s.buf_offset * elem;
           if (contiguous_at >= 0 && addr != HADDR_UNDEF && std::endian::native == std::endian::little) {
             blocks.push_back({static_cast<int64_t>(addr), src + contiguous_at * elem,
-                              s.numel() * static_cast<int64_t>(elem)});
+                              s.numel() * static_cast<int64_t>(elem), {}});
             continue;
           }
           h5::Handle mem(H5Screate_simple(s.rank, box, nullptr), H5Sclose);

@@ -11,5 +11,9 @@
 namespace tessera {
 
 void failpoint(const char* name, int64_t rank);
+// The same spec as a question: true the n-th time (or, with "#n+", every time from the n-th on)
+// this rank reaches `name`, which the caller then acts on (e.g. "nan-grad": the trainer puts a
+// NaN into this rank's gradients). Points: nan-grad (every rank, once per step).
+bool failpoint_reached(const char* name, int64_t rank);
 
 }  // namespace tessera

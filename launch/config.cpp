@@ -69,6 +69,8 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"train", "threads", &c.train.threads, {}, 0, 4096},
       {"train", "stop_at", &c.train.stop_at, {}, 0, inf},
       {"train", "collective_timeout_s", &c.train.collective_timeout_s, {}, 0, 1e7},
+      {"train", "on_nonfinite", &c.train.on_nonfinite, {"stop", "skip"}},
+      {"train", "max_skipped", &c.train.max_skipped, {}, 1, 1 << 20},
       {"optim", "lr", &c.optim.lr, {}, 0, 10},
       {"optim", "min_lr", &c.optim.min_lr, {}, 0, 10},
       {"optim", "warmup_steps", &c.optim.warmup_steps, {}, 0, inf},

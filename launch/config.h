@@ -37,6 +37,11 @@ struct TrainConfig {
   // A rank that waits this long on one collective or transfer ends the job with a report of
   // who had not arrived (parallel/watchdog.h); 0 = wait forever.
   double collective_timeout_s = 300;
+  // A step whose gradient norm (over every rank) is NaN or infinite: "stop" ends the run before
+  // the update; "skip" leaves weights and optimizer state as they were and goes on, until
+  // max_skipped steps in a row were skipped.
+  std::string on_nonfinite = "stop";
+  int64_t max_skipped = 5;
 };
 
 // One corpus of a training mixture ([[data.sources]]).

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoints/failpoint.h"
 #include "launch/layout.h"
 #include "launch/run_report.h"
 #include "launch/version.h"
@@ -232,16 +233,26 @@ StepResult Trainer::train_step(int64_t step) {
   buckets_->begin_step();
 
   run_schedule(step);
+  if (failpoint_reached("nan-grad", rank_))  // tests: a NaN in this rank's gradients
+    ops::scale_inplace(dev_, model_->registry().flat_grads().view({model_->registry().flat_grads().numel()}), NAN);
   phase("finalize_grads");
   finalize_grads();
   phase("gradient norm");
-  r.grad_norm = global_grad_norm();
-  phase("optimizer");
-  const double clip = cfg_.optim.grad_clip;
-  const double scale = clip > 0 && r.grad_norm > clip ? clip / r.grad_norm : 1.0;
+  r.grad_norm = global_grad_norm();  // one value on every rank: they all decide alike
   r.lr = lr_at(cfg_.optim, step, t.steps);
-  optimizer_->step(dev_, r.lr, step + 1, scale, shard_grads_);
-  gather_parameters();
+  if (!std::isfinite(r.grad_norm)) {
+    if (t.on_nonfinite != "skip")
+      fail_together(world_, "the gradient norm became " + std::to_string(r.grad_norm) + " at step " +
+                                std::to_string(step + 1) + "; nothing was applied (lower optim.lr, or "
+                                "train.on_nonfinite = \"skip\")", rank_ == 0);
+    r.skipped = true;
+  } else {
+    phase("optimizer");
+    const double clip = cfg_.optim.grad_clip;
+    const double scale = clip > 0 && r.grad_norm > clip ? clip / r.grad_norm : 1.0;
+    optimizer_->step(dev_, r.lr, step + 1, scale, shard_grads_);
+    gather_parameters();
+  }
 
   // The loss: summed on the last stage (one tensor-parallel rank); with the time split, one
   // sum over the world.
@@ -332,14 +343,21 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
              "(ring bus volume per collective)",
              static_cast<long long>(step + 1), r.comm_bytes[0] * mb, r.comm_bytes[1] * mb,
              r.comm_bytes[2] * mb, r.comm_bytes[3] * mb);
+  // JSON has no NaN or infinity: a non-finite value is null (a skipped step's loss may be).
+  auto number = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.17g", v);
+    return std::isfinite(v) ? std::string(b) : std::string("null");
+  };
+  const std::string loss = number(r.loss), norm = number(r.grad_norm);
   std::snprintf(line, sizeof line,
-                "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.17g, "
+                "{\"step\": %lld, \"tokens\": %lld, \"loss\": %s, \"lr\": %.9g, \"grad_norm\": %s, %s"
                 "\"tokens_per_s\": %.6g, \"mfu\": %.6g, \"step_ms\": %.6g, \"data_ms\": %.6g, "
                 "\"compute_ms\": %.6g, \"exposed_comm_ms\": %.6g, \"bubble_ms\": %.6g, "
                 "\"comm_bytes\": {\"tp\": %.17g, \"pp\": %.17g, \"dp\": %.17g, \"embedding\": %.17g}}\n",
                 static_cast<long long>(step + 1),
                 static_cast<long long>((sample_base_ + (step + 1) * cfg_.train.global_batch) * cfg_.model.seq_len),
-                r.loss, r.lr, r.grad_norm, r.tokens_per_s,
+                loss.c_str(), r.lr, norm.c_str(), r.skipped ? "\"skipped\": true, " : "", r.tokens_per_s,
                 r.mfu, r.step_ms, r.split.data, r.split.compute, r.split.exposed_comm,
                 r.split.bubble, r.comm_bytes[0], r.comm_bytes[1], r.comm_bytes[2], r.comm_bytes[3]);
   metrics_ << line << std::flush;
@@ -469,7 +487,20 @@ StepResult Trainer::run_steps() {
   for (int64_t step = start_step_; step < cfg_.train.steps; ++step) {
     last = train_step(step);
     seconds_since_start_ += last.step_ms / 1000.0;
-    if (!std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
+    if (last.skipped) {
+      ++skipped_in_row_;
+      if (rank_ == 0)
+        log_warn("step %lld: gradient norm %g: the update was skipped (%lld in a row; train.on_nonfinite = \"skip\")",
+                 static_cast<long long>(step + 1), last.grad_norm, static_cast<long long>(skipped_in_row_));
+      if (skipped_in_row_ >= cfg_.train.max_skipped)
+        fail_together(world_, std::to_string(skipped_in_row_) + " steps in a row up to step " + std::to_string(step + 1) +
+                                  " had a non-finite gradient norm and were skipped (train.max_skipped = " +
+                                  std::to_string(cfg_.train.max_skipped) + "); the last checkpoint holds the state before them",
+                      rank_ == 0);
+    } else {
+      skipped_in_row_ = 0;
+    }
+    if (!last.skipped && !std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
       fail_together(world_, "loss became " + std::to_string(last.loss) + " at step " +
                                 std::to_string(step + 1) + " (lower optim.lr?)",
                     rank_ == 0);

@@ -54,6 +54,7 @@ struct StepResult {
   StepSplit split;            // mean over ranks
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
   StepControl control;
+  bool skipped = false;  // non-finite gradient norm: the update was not applied
 };
 
 class Trainer {
@@ -126,7 +127,8 @@ class Trainer {
   RunConfig cfg_;
   Device& dev_;
   const MpiWorld* world_;
-  std::vector<std::string> rank_hosts_;  // rank r's host name, on rank 0 (empty elsewhere)
+  std::vector<std::string> rank_hosts_;
+  int64_t skipped_in_row_ = 0;  // steps skipped for a non-finite gradient norm, in a row  // rank r's host name, on rank 0 (empty elsewhere)
   int rank_ = 0;
   Topology topology_;
   Coords me_;
