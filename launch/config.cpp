@@ -69,6 +69,7 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"train", "threads", &c.train.threads, {}, 0, 4096},
       {"train", "stop_at", &c.train.stop_at, {}, 0, inf},
       {"train", "collective_timeout_s", &c.train.collective_timeout_s, {}, 0, 1e7},
+      {"train", "straggler_ratio", &c.train.straggler_ratio, {}, 0, 1e6},
       {"train", "on_nonfinite", &c.train.on_nonfinite, {"stop", "skip"}},
       {"train", "max_skipped", &c.train.max_skipped, {}, 1, 1 << 20},
       {"optim", "lr", &c.optim.lr, {}, 0, 10},

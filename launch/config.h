@@ -40,6 +40,9 @@ struct TrainConfig {
   // A step whose gradient norm (over every rank) is NaN or infinite: "stop" ends the run before
   // the update; "skip" leaves weights and optimizer state as they were and goes on, until
   // max_skipped steps in a row were skipped.
+  // Several ranks: a rank whose compute time in a step exceeds the ranks' mean by this factor
+  // (and by 10 ms) is named in the step log as a straggler; 0 = never.
+  double straggler_ratio = 1.5;
   std::string on_nonfinite = "stop";
   int64_t max_skipped = 5;
 };

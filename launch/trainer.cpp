@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 #include <numeric>
 
 #include <unistd.h>
@@ -233,6 +234,8 @@ StepResult Trainer::train_step(int64_t step) {
   buckets_->begin_step();
 
   run_schedule(step);
+  if (failpoint_reached("slow-step", rank_))  // tests: this rank lags 200 ms
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   if (failpoint_reached("nan-grad", rank_))  // tests: a NaN in this rank's gradients
     ops::scale_inplace(dev_, model_->registry().flat_grads().view({model_->registry().flat_grads().numel()}), NAN);
   phase("finalize_grads");
@@ -278,6 +281,14 @@ StepResult Trainer::train_step(int64_t step) {
   r.loss = totals[0] / static_cast<double>(t.global_batch * T);
   r.split = {totals[1] / world, totals[2] / world, totals[3] / world, totals[4] / world};
   r.control = {totals[5], {totals[6], totals[7]}};
+  if (world > 1 && t.straggler_ratio > 0) {
+    // The slowest rank and its compute time in one max over the world: whole microseconds
+    // times 2^20 plus the rank is exact in a double (for steps under ~250 s).
+    double slowest = std::floor(std::min(compute, 2.5e5) * 1000.0) * 1048576.0 + rank_;
+    comms_.world->all_reduce(Tensor{&slowest, DType::f64, DeviceKind::cpu, Shape{1}}, ReduceOp::max);
+    r.slowest_rank = static_cast<int>(std::fmod(slowest, 1048576.0));
+    r.slowest_compute_ms = std::floor(slowest / 1048576.0) / 1000.0;
+  }
   const Communicator* axes[4] = {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(), comms_.embedding.get()};
   for (int a = 0; a < 4; ++a) r.comm_bytes[a] = axes[a]->stats().total_bytes();
   const double tokens = static_cast<double>(t.global_batch * T);
@@ -390,6 +401,26 @@ std::string device_description(Device& dev) {
 
 }  // namespace
 
+// Named when it first lags past the threshold, then every 100 steps while it stays behind, and
+// again whenever another rank takes its place.
+void Trainer::report_straggler(int64_t step, const StepResult& r) {
+  const double ratio = cfg_.train.straggler_ratio, mean = r.split.compute;
+  const bool lagging = r.slowest_rank >= 0 && ratio > 0 && r.slowest_compute_ms > ratio * mean &&
+                       r.slowest_compute_ms - mean > 10;
+  if (!lagging) {
+    straggler_ = -1;
+    return;
+  }
+  if (r.slowest_rank == straggler_ && (step + 1 - straggler_since_) % 100 != 0) return;
+  if (r.slowest_rank != straggler_) straggler_ = r.slowest_rank, straggler_since_ = step + 1;
+  if (rank_ != 0) return;
+  const std::string host = r.slowest_rank < static_cast<int>(rank_hosts_.size()) ? rank_hosts_[r.slowest_rank] : "?";
+  log_warn("step %lld: rank %d (%s) is a straggler: its compute took %.0f ms, the ranks' mean %.0f ms "
+           "(%.1fx; train.straggler_ratio = %g)",
+           static_cast<long long>(step + 1), r.slowest_rank, host.c_str(), r.slowest_compute_ms, mean,
+           r.slowest_compute_ms / std::max(mean, 1e-9), ratio);
+}
+
 void Trainer::check_node_local_tp() const {
   const std::string spanning = tp_group_spanning_hosts(rank_hosts_, topology_);
   if (spanning.empty()) return;
@@ -487,6 +518,7 @@ StepResult Trainer::run_steps() {
   for (int64_t step = start_step_; step < cfg_.train.steps; ++step) {
     last = train_step(step);
     seconds_since_start_ += last.step_ms / 1000.0;
+    report_straggler(step, last);
     if (last.skipped) {
       ++skipped_in_row_;
       if (rank_ == 0)

@@ -55,6 +55,8 @@ struct StepResult {
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
   StepControl control;
   bool skipped = false;  // non-finite gradient norm: the update was not applied
+  int slowest_rank = -1;          // the rank whose compute took longest (several ranks)
+  double slowest_compute_ms = 0;
 };
 
 class Trainer {
@@ -128,7 +130,10 @@ class Trainer {
   Device& dev_;
   const MpiWorld* world_;
   std::vector<std::string> rank_hosts_;
-  int64_t skipped_in_row_ = 0;  // steps skipped for a non-finite gradient norm, in a row  // rank r's host name, on rank 0 (empty elsewhere)
+  int64_t skipped_in_row_ = 0;  // steps skipped for a non-finite gradient norm, in a row
+  int straggler_ = -1;          // the rank last named a straggler, while it lags
+  int64_t straggler_since_ = 0;
+  void report_straggler(int64_t step, const StepResult& r);  // rank r's host name, on rank 0 (empty elsewhere)
   int rank_ = 0;
   Topology topology_;
   Coords me_;

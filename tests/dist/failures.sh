@@ -82,3 +82,11 @@ grep '^tessera: error: collective timeout: rank 2 ' stop.txt | grep -q "at step 
 echo "ok: a stopped rank ended the 4-rank job in ${elapsed_ms} ms: $(grep -m1 'collective timeout: rank 2 ' stop.txt | cut -c1-200)"
 leftover=$(pgrep -f "tessera train stop-$$.toml" || true)
 [ -z "$leftover" ] || fail "rank processes still alive after the job ended: $leftover"
+
+# A straggler: rank 1 lags 200 ms a step (failpoint slow-step); the step log names it.
+TESSERA_FAILPOINT='slow-step@1#1+' timeout 120 mpirun --oversubscribe -np 2 "$TESSERA" train tiny.toml \
+  --set train.steps=4 --set log.dir='"slowrun"' >slow.txt 2>&1 || { cat slow.txt; fail "the straggler run failed"; }
+grep -q "step 1: rank 1 (.*) is a straggler: its compute took [0-9]* ms, the ranks' mean [0-9]* ms" slow.txt ||
+  { cat slow.txt; fail "the straggler was not named"; }
+[ "$(grep -c 'is a straggler' slow.txt)" -eq 1 ] || { cat slow.txt; fail "the straggler was named more than once in 4 steps"; }
+echo "ok: $(grep -m1 'is a straggler' slow.txt)"
