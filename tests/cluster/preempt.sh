@@ -3,8 +3,9 @@
 # SIGUSR1 twice mid-run (`scancel --signal=USR1`, as Slurm's --signal does before a time limit
 # or a preemption); each time the ranks checkpoint, the script requeues the job, and the next
 # allocation resumes. The finished run's losses and final weights equal an uninterrupted run's
-# bit for bit. Then a job whose ranks are all killed without warning (SIGKILL; Slurm's own
-# scancel sends SIGTERM first, which checkpoints like SIGUSR1) is resubmitted and resumes from its last complete checkpoint, again bit for bit.
+# bit for bit. Then a job whose ranks are all killed without warning (SIGKILL) is requeued by
+# the script and resumes from its last complete checkpoint, and a job ended by `scancel` resumes
+# from its last complete checkpoint when resubmitted, each again bit for bit.
 set -euo pipefail
 TESSERA=$(realpath "$1")
 SRC=$(realpath "$2")
@@ -59,18 +60,36 @@ tail -n 1 runs/preempted/launches.jsonl | grep -q '"how":"finished"' || { cat pr
 "$PY" "$SRC/tests/dist/compare.py" runs/straight runs/preempted 0 --per-tensor --expect-steps 48 ||
   fail "the twice-preempted run differs from the uninterrupted one"
 
-# Killed without warning: every rank gets SIGKILL at once; the script sees srun fail and does
-# not requeue.
+# Killed without warning: every rank gets SIGKILL at once. srun fails (exit 137: not a user
+# mistake), so the script requeues the job by itself, and the next launch resumes from the last
+# complete checkpoint, losing only the steps since.
 killed=$(submit runs/killed killed.out)
 wait_for 120 "the killed job passing its step-16 checkpoint" test -d runs/killed/checkpoints/step_00000016
 wait_for 60 "the killed job stepping past the checkpoint" steps_at_least runs/killed 19
 kill_ranks
-wait_for 60 "the killed job ending" job_gone "$killed"
-[ "$(launch_events runs/killed end)" -eq 0 ] || { cat killed.out runs/killed/launches.jsonl; fail "a killed launch wrote an end record"; }
-last=$(ls runs/killed/checkpoints | sort | tail -n 1)
-resumed=$(submit runs/killed killed2.out)
-wait_for 240 "the resubmitted job finishing" job_gone "$resumed"
-grep -q "resuming from runs/killed/checkpoints/$last" killed2.out || { cat killed2.out; fail "not resumed from $last"; }
+# The newest complete checkpoint at the kill (an unfinished one is named *.partial).
+last=$(cd runs/killed/checkpoints && ls -d step_???????? | sort | tail -n 1)
+wait_for 240 "the killed job requeued and finishing" job_gone "$killed"
+grep -q "the launch failed (exit [0-9]*; 1 failed launch(es) in a row); requeueing job $killed " killed.out ||
+  { cat killed.out; fail "the killed launch was not requeued"; }
+grep -q "resuming from runs/killed/checkpoints/$last " killed.out || { cat killed.out; fail "not resumed from $last"; }
+[ "$(launch_events runs/killed start)" -eq 2 ] && [ "$(launch_events runs/killed end)" -eq 1 ] ||
+  { cat runs/killed/launches.jsonl; fail "expected a killed launch without an end record, then one that finished"; }
+tail -n 1 runs/killed/launches.jsonl | grep -q '"how":"finished"' || { cat killed.out; fail "the requeued run did not finish"; }
 "$PY" "$SRC/tests/dist/compare.py" runs/straight runs/killed 0 --per-tensor --expect-steps 48 ||
-  fail "the killed and resubmitted run differs from the uninterrupted one"
-echo "cluster preemption: two SIGUSR1 preemptions and a kill + resubmit, bit for bit"
+  fail "the killed and requeued run differs from the uninterrupted one"
+
+# Cancelled: `scancel` without a signal ends the job for good (SIGTERM to the script and the
+# ranks, SIGKILL after KillWait; not requeued). Resubmitted by hand, the run resumes from its
+# newest complete checkpoint.
+cancelled=$(submit runs/cancelled cancelled.out)
+wait_for 120 "the cancelled job stepping past its step-8 checkpoint" steps_at_least runs/cancelled 10
+scancel "$cancelled"
+wait_for 60 "the cancelled job ending" job_gone "$cancelled"
+last=$(cd runs/cancelled/checkpoints && ls -d step_???????? | sort | tail -n 1)
+resumed=$(submit runs/cancelled cancelled2.out)
+wait_for 240 "the resubmitted job finishing" job_gone "$resumed"
+grep -q "resuming from runs/cancelled/checkpoints/$last " cancelled2.out || { cat cancelled.out cancelled2.out; fail "not resumed from $last"; }
+"$PY" "$SRC/tests/dist/compare.py" runs/straight runs/cancelled 0 --per-tensor --expect-steps 48 ||
+  fail "the cancelled and resubmitted run differs from the uninterrupted one"
+echo "cluster preemption: two SIGUSR1 preemptions, a kill + requeue and a cancel + resubmit, bit for bit"
