@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The hang watchdog's cost on the step time: the same 2-rank CPU training (tp 2, one rank per core, a
-# GPT-2 of 4 layers x 128, context 64; hundreds of collectives a step) with the watchdog off
-# (train.collective_timeout_s = 0: no flight recorder, no heartbeat thread) and on (300 s),
-# alternating, ROUNDS rounds; prints each run's median step time and the ratio.
+# The cost on the step time of the hang watchdog and of loss-spike detection: the same 2-rank CPU
+# training (tp 2, one rank per core, a GPT-2 of 4 layers x 128, context 64; hundreds of
+# collectives a step) with both off (train.collective_timeout_s = 0: no flight recorder, no
+# heartbeat thread; train.spike_zscore = 0), the watchdog on (300 s), and the watchdog and spike
+# detection on (spike_zscore = 6, spike_window = 20: the loss summed over the world before the
+# update), alternating, ROUNDS rounds; prints each run's median step time and the ratios.
 # usage: bench/watchdog_overhead.sh [BUILD_DIR]    environment: ROUNDS (3), STEPS (60)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,12 +38,18 @@ median_ms() {  # median step_ms of a run after 10 warm-up steps
 }
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), tessera $("$build/tessera" version)"
 for ((r = 1; r <= rounds; r++)); do
-  for timeout in 0 300; do
+  for mode in off watchdog spike; do
+    timeout=300 z=0
+    [ $mode = off ] && timeout=0
+    [ $mode = spike ] && z=6
     mpirun --oversubscribe -np 2 "$build/tessera" train "$tmp/run.toml" --set train.collective_timeout_s=$timeout \
-      --set log.dir="\"$tmp/run_${r}_$timeout\"" >"$tmp/out" 2>&1 || { cat "$tmp/out"; exit 1; }
+      --set train.spike_zscore=$z --set train.spike_window=20 --set log.dir="\"$tmp/run_${r}_$mode\"" >"$tmp/out" 2>&1 ||
+      { cat "$tmp/out"; exit 1; }
   done
-  off=$(median_ms "$tmp/run_${r}_0/metrics.jsonl") on=$(median_ms "$tmp/run_${r}_300/metrics.jsonl")
-  echo "round $r: watchdog off $off ms/step, on $on ms/step, on/off $(/usr/bin/python3 -c "print(f'{$on/$off:.3f}')")"
+  off=$(median_ms "$tmp/run_${r}_off/metrics.jsonl") on=$(median_ms "$tmp/run_${r}_watchdog/metrics.jsonl")
+  spike=$(median_ms "$tmp/run_${r}_spike/metrics.jsonl")
+  echo "round $r: off $off ms/step, watchdog $on ms/step, watchdog + spike detection $spike ms/step;" \
+    "watchdog/off $(/usr/bin/python3 -c "print(f'{$on/$off:.3f}')"), (watchdog + spike)/watchdog $(/usr/bin/python3 -c "print(f'{$spike/$on:.3f}')")"
 done
 # The part on the step's own thread, per communication op, in isolation.
 [[ -x $build/bench/bench_flight_recorder ]] && "$build/bench/bench_flight_recorder"

@@ -135,6 +135,8 @@ void write_index(const std::string& dir, const CheckpointMeta& meta, const std::
   h5::write_string_attr(root, "layout", meta.layout);
   h5::write_ints_attr(root, "layout_world_tp_pp_dp_zero_vstages_sp", meta.layout_ints);
   h5::write_int_attr(root, "has_optimizer", meta.has_optimizer ? 1 : 0);
+  if (!meta.loss_window.empty()) h5::write_string_attr(root, "loss_window", meta.loss_window);
+  if (!meta.data_skips.empty()) h5::write_string_attr(root, "data_skips", meta.data_skips);
   {
     h5::Handle g(H5Gcreate2(root, "shards", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     std::vector<std::string> files;

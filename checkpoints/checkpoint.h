@@ -37,6 +37,10 @@ struct CheckpointMeta {
   std::vector<int64_t> layout_ints;
   std::string tessera_version, git_commit;
   bool has_optimizer = true;  // false for imported weights: moments start at zero
+  // Training state beyond tensors and counters; empty when unused (and in older checkpoints):
+  // the loss-spike detector's window (losses as %.17g, comma-separated, oldest first) and the
+  // data windows skipped so far (train.skip_data's "FROM:TO,..." form).
+  std::string loss_window, data_skips;
 };
 
 struct ShardFile {

@@ -41,6 +41,8 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
   h5::read_string_attr(f, "layout", meta_.layout);
   meta_.layout_ints = h5::read_ints_attr(f, "layout_world_tp_pp_dp_zero_vstages_sp");
   meta_.has_optimizer = h5::read_int_attr(f, "has_optimizer") != 0;
+  h5::read_string_attr(f, "loss_window", meta_.loss_window);
+  h5::read_string_attr(f, "data_skips", meta_.data_skips);
   if (H5Lexists(f, "shards", H5P_DEFAULT) <= 0) throw UserError(index + ": the shard table is missing");
   h5::Handle g(H5Gopen2(f, "shards", H5P_DEFAULT), H5Gclose);
   const auto files = read_strings(g.get(), "file");

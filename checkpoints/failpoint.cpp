@@ -53,6 +53,12 @@ bool failpoint_reached(const char* name, int64_t rank) {
   return p.from_nth ? reached >= p.nth : reached == p.nth;
 }
 
+int64_t failpoint_number(const char* name, int64_t rank) {
+  const Spec& p = spec();
+  if (p.name.empty() || p.name != name || (p.rank >= 0 && p.rank != rank)) return -1;
+  return p.nth;
+}
+
 void failpoint(const char* name, int64_t rank) {
   if (!failpoint_reached(name, rank)) return;
   if (spec().error) throw UserError(std::string("failpoint ") + name + ": injected I/O error");

@@ -15,5 +15,10 @@ void failpoint(const char* name, int64_t rank);
 // this rank reaches `name`, which the caller then acts on (e.g. "nan-grad": the trainer puts a
 // NaN into this rank's gradients). Points: nan-grad (every rank, once per step).
 bool failpoint_reached(const char* name, int64_t rank);
+// The spec's n when it names `name` (and this rank, if it names one), else -1: for points that
+// are a place in the data rather than a count. Points: poison-batch (the trainer sets every
+// target of the samples that step n of a run without skipped data would read to token 0, a
+// data window that makes the loss explode wherever in the run it is read).
+int64_t failpoint_number(const char* name, int64_t rank);
 
 }  // namespace tessera

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 #include <variant>
 
+#include "optim/loss_spike.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -72,6 +73,10 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"train", "straggler_ratio", &c.train.straggler_ratio, {}, 0, 1e6},
       {"train", "on_nonfinite", &c.train.on_nonfinite, {"stop", "skip"}},
       {"train", "max_skipped", &c.train.max_skipped, {}, 1, 1 << 20},
+      {"train", "spike_zscore", &c.train.spike_zscore, {}, 0, 1e6},
+      {"train", "spike_window", &c.train.spike_window, {}, 2, 1 << 20},
+      {"train", "on_spike", &c.train.on_spike, {"skip", "rewind"}},
+      {"train", "skip_data", &c.train.skip_data},
       {"optim", "lr", &c.optim.lr, {}, 0, 10},
       {"optim", "min_lr", &c.optim.min_lr, {}, 0, 10},
       {"optim", "warmup_steps", &c.optim.warmup_steps, {}, 0, inf},
@@ -270,6 +275,7 @@ void validate(RunConfig& c, const std::string& where) {
     bad("train.precision = \"bf16\" needs train.device = \"cuda\" (the CPU backend runs fp32 or fp64)");
   if (c.train.device == "cuda" && c.train.precision != "bf16")
     bad("train.device = \"cuda\" trains in bf16: set train.precision = \"bf16\"");
+  data_skips_parse(c.train.skip_data, where);  // throws naming the window at fault
   if (c.train.global_batch && c.train.global_batch % c.train.micro_batch != 0)
     bad("train.global_batch = " + std::to_string(c.train.global_batch) +
         " is not a multiple of train.micro_batch = " + std::to_string(c.train.micro_batch));

@@ -45,6 +45,17 @@ struct TrainConfig {
   double straggler_ratio = 1.5;
   std::string on_nonfinite = "stop";
   int64_t max_skipped = 5;
+  // Loss spikes (optim/loss_spike.h): a step whose loss exceeds the mean of the last spike_window
+  // applied steps' losses by spike_zscore standard deviations is a spike (0 = never). "skip": it
+  // is not applied; "rewind": the run goes back to its newest checkpoint and skips the batches
+  // from there to the spike. max_skipped spikes in a row (skip) or rewinds without passing the
+  // furthest step reached (rewind) end the run.
+  double spike_zscore = 0;
+  int64_t spike_window = 100;
+  std::string on_spike = "skip";
+  // Data windows never trained on, "FROM:TO,...": after step FROM the run reads on from where step
+  // TO would have ended. Rewinds record theirs here; setting it reproduces such a run from scratch.
+  std::string skip_data;
 };
 
 // One corpus of a training mixture ([[data.sources]]).

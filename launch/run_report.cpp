@@ -365,8 +365,10 @@ RunSummary write_run_report(const std::string& run_dir) {
       const json& s = launches[i];
       if (str(s, "event") != "start") continue;
       std::string ended = "no end record (an error, a crash or a kill)";
-      if (i + 1 < launches.size() && str(launches[i + 1], "event") == "end") {
-        const json& e = launches[i + 1];
+      size_t next = i + 1;  // the launch's end record, if any, is the next start or end record
+      while (next < launches.size() && str(launches[next], "event") != "start" && str(launches[next], "event") != "end") ++next;
+      if (next < launches.size() && str(launches[next], "event") == "end") {
+        const json& e = launches[next];
         ended = str(e, "how") + " at step " + std::to_string(e.value("step", int64_t{0})) + ", " + str(e, "time");
       }
       std::string from = std::to_string(s.value("step", int64_t{0}));
@@ -390,6 +392,32 @@ RunSummary write_run_report(const std::string& run_dir) {
     o << ".\n";
   }
 
+  // Loss spikes (train.spike_zscore): each skipped step or rewind, and the data windows skipped.
+  std::string skip_data;
+  bool spikes = false;
+  for (const json& l : launches) {
+    if (str(l, "event") != "spike") continue;
+    if (!spikes) {
+      o << "\n## Loss spikes\n\n| step | loss | mean of the window | standard deviation | what was done |\n|---|---|---|---|---|\n";
+      spikes = true;
+    }
+    const auto number = [&](const char* key) {
+      return l.contains(key) && l[key].is_number() ? fmt("%.4f", l[key].get<double>()) : std::string("?");
+    };
+    std::string action = "update skipped";
+    if (str(l, "action") == "rewound") {
+      const int64_t to = l.value("rewound_to", int64_t{0}), at = l.value("step", int64_t{0});
+      action = "rewound to step " + std::to_string(to) + ", batches of steps " + std::to_string(to + 1) + "-" +
+               std::to_string(at) + " skipped";
+      skip_data = str(l, "skip_data");
+    }
+    o << "| " << l.value("step", int64_t{0}) << " | " << number("loss") << " | " << number("mean") << " | "
+      << number("stddev") << " | " << cell(action) << " |\n";
+  }
+  if (!skip_data.empty())
+    o << "\nThe run never trained on the skipped batches: `train.skip_data = \"" << skip_data
+      << "\"` reproduces it from step 0.\n";
+
   std::string launcher = "mpirun -np N ";  // as the last launch ran
   for (const json& l : launches)
     if (str(l, "event") == "start" && l.contains("world") && l["world"].is_number_integer())
@@ -397,7 +425,8 @@ RunSummary write_run_report(const std::string& run_dir) {
   o << "\n## Reproduce\n\n"
     << "`config.toml` is the resolved configuration; training it again,\n\n"
     << "```\n" << launcher << "build/tessera train " << run_dir
-    << "/config.toml --set log.dir='\"NEW_DIR\"' --set checkpoint.resume='\"none\"'\n```\n\n"
+    << "/config.toml --set log.dir='\"NEW_DIR\"' --set checkpoint.resume='\"none\"'"
+    << (skip_data.empty() ? "" : " --set train.skip_data='\"" + skip_data + "\"'") << "\n```\n\n"
     << "gives the same losses bit for bit on the CPU backend under the same layout, and the same to float "
        "rounding under any other [parallel] layout: the data order, the initialisation and dropout are "
        "functions of the seed, not of the layout. A run stopped and resumed from its checkpoints continues "

@@ -99,6 +99,8 @@ Trainer::Trainer(const RunConfig& cfg, Device& dev, const MpiWorld* world)
   setup_model();
   setup_buckets();
   plan_shard();
+  spikes_ = LossSpikeDetector(t.spike_zscore, t.spike_window);
+  data_skips_ = data_skips_parse(t.skip_data, cfg_.source);
   resume();
   flops_per_token_ = cfg_.model.flops_per_token();
   peak_flops_ = dev.peak_flops();
@@ -199,8 +201,7 @@ void Trainer::run_schedule(int64_t step) {
     }
   };
   auto key = [&](int mb) {
-    return DropoutKey{static_cast<uint64_t>(t.seed), step,
-                      sample_base_ + step * t.global_batch + rank_first + mb * t.micro_batch};
+    return DropoutKey{static_cast<uint64_t>(t.seed), step, samples_at(step) + rank_first + mb * t.micro_batch};
   };
   auto tokens = [&](int mb) { return inputs_.slice_rows(mb, 1).view({t.micro_batch, T}); };
   std::vector<StageChunk> adapters;
@@ -243,26 +244,45 @@ StepResult Trainer::train_step(int64_t step) {
   phase("gradient norm");
   r.grad_norm = global_grad_norm();  // one value on every rank: they all decide alike
   r.lr = lr_at(cfg_.optim, step, t.steps);
+  // The loss: summed on the last stage (one tensor-parallel rank), then over the world.
+  const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
+  auto local_loss_sum = [&] {
+    double sum = 0;
+    if (reports)
+      for (double l : tensor_to_host_f64(dev_, losses_)) sum += l;  // also waits for the step
+    else
+      dev_.synchronize();
+    return sum;
+  };
+  const double tokens = static_cast<double>(t.global_batch * T);
+  double loss_sum = 0, early_loss = 0;
+  bool loss_reduced = false;  // early_loss holds the step's loss
   if (!std::isfinite(r.grad_norm)) {
     if (t.on_nonfinite != "skip")
       fail_together(world_, "the gradient norm became " + std::to_string(r.grad_norm) + " at step " +
                                 std::to_string(step + 1) + "; nothing was applied (lower optim.lr, or "
                                 "train.on_nonfinite = \"skip\")", rank_ == 0);
     r.skipped = true;
-  } else {
+  } else if (spikes_.enabled()) {
+    // A spike must be known before the update: the loss's sum over the world comes early (one
+    // scalar), and every rank holds it against the same window.
+    phase("loss spike check");
+    loss_sum = local_loss_sum();
+    early_loss = world_sum(loss_sum) / tokens;
+    loss_reduced = true;
+    const LossSpikeDetector::Verdict v = spikes_.check(early_loss);
+    r.skipped = r.spike = v.spike;
+    r.spike_mean = v.mean, r.spike_stddev = v.stddev;
+  }
+  if (!r.skipped) {
     phase("optimizer");
     const double clip = cfg_.optim.grad_clip;
     const double scale = clip > 0 && r.grad_norm > clip ? clip / r.grad_norm : 1.0;
     optimizer_->step(dev_, r.lr, step + 1, scale, shard_grads_);
     gather_parameters();
   }
-
-  // The loss: summed on the last stage (one tensor-parallel rank); with the time split, one
-  // sum over the world.
-  double loss_sum = 0;
-  const bool reports = model_->stage(chunks_ - 1).spec().has_head && me_.tp == 0;
-  if (reports)
-    for (double l : tensor_to_host_f64(dev_, losses_)) loss_sum += l;  // also waits for the step
+  if (!loss_reduced)
+    loss_sum = local_loss_sum();
   else
     dev_.synchronize();
   r.step_ms = ms_since(t0);
@@ -278,7 +298,7 @@ StepResult Trainer::train_step(int64_t step) {
                      signals_received() ? 1.0 : 0.0, save.done, save.failed};
   world_sum(totals, std::size(totals));
   const int world = topology_.world();
-  r.loss = totals[0] / static_cast<double>(t.global_batch * T);
+  r.loss = loss_reduced ? early_loss : totals[0] / tokens;
   r.split = {totals[1] / world, totals[2] / world, totals[3] / world, totals[4] / world};
   r.control = {totals[5], {totals[6], totals[7]}};
   if (world > 1 && t.straggler_ratio > 0) {
@@ -291,7 +311,6 @@ StepResult Trainer::train_step(int64_t step) {
   }
   const Communicator* axes[4] = {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(), comms_.embedding.get()};
   for (int a = 0; a < 4; ++a) r.comm_bytes[a] = axes[a]->stats().total_bytes();
-  const double tokens = static_cast<double>(t.global_batch * T);
   r.tokens_per_s = tokens / (r.step_ms / 1000.0);
   r.mfu = flops_per_token_ * r.tokens_per_s / (peak_flops_ * world);
   return r;
@@ -367,8 +386,8 @@ void Trainer::log_step(int64_t step, const StepResult& r) {
                 "\"compute_ms\": %.6g, \"exposed_comm_ms\": %.6g, \"bubble_ms\": %.6g, "
                 "\"comm_bytes\": {\"tp\": %.17g, \"pp\": %.17g, \"dp\": %.17g, \"embedding\": %.17g}}\n",
                 static_cast<long long>(step + 1),
-                static_cast<long long>((sample_base_ + (step + 1) * cfg_.train.global_batch) * cfg_.model.seq_len),
-                loss.c_str(), r.lr, norm.c_str(), r.skipped ? "\"skipped\": true, " : "", r.tokens_per_s,
+                static_cast<long long>((sample_base_ + (step + 1) * cfg_.train.global_batch) * cfg_.model.seq_len),  // trained on
+                loss.c_str(), r.lr, norm.c_str(), r.spike ? "\"skipped\": true, \"spike\": true, " : r.skipped ? "\"skipped\": true, " : "", r.tokens_per_s,
                 r.mfu, r.step_ms, r.split.data, r.split.compute, r.split.exposed_comm,
                 r.split.bubble, r.comm_bytes[0], r.comm_bytes[1], r.comm_bytes[2], r.comm_bytes[3]);
   metrics_ << line << std::flush;
@@ -460,6 +479,29 @@ void Trainer::record_launch_start() {
   }
 }
 
+// A loss spike: a warning line, and (rank 0) an event in launches.jsonl that the model card lists.
+void Trainer::record_spike(int64_t step, const StepResult& r, const char* action, int64_t to_step) {
+  if (rank_ != 0) return;
+  const bool rewound = std::string(action) == "rewound";
+  log_warn("step %lld: loss %.4f is a spike (mean %.4f, standard deviation %.4f of the last %lld; "
+           "train.spike_zscore = %g): %s",
+           static_cast<long long>(step + 1), r.loss, r.spike_mean, r.spike_stddev,
+           static_cast<long long>(cfg_.train.spike_window), cfg_.train.spike_zscore,
+           rewound ? ("rewound to step " + std::to_string(to_step) + ", the batches of steps " + std::to_string(to_step + 1) +
+                      "-" + std::to_string(step + 1) + " skipped (train.skip_data = \"" + data_skips_text(data_skips_) + "\")")
+                         .c_str()
+                   : "the update was skipped");
+  nlohmann::json e = {{"event", "spike"}, {"time", utc_timestamp()}, {"step", step + 1}, {"loss", r.loss},
+                      {"mean", r.spike_mean}, {"stddev", r.spike_stddev}, {"zscore", cfg_.train.spike_zscore},
+                      {"action", action}};
+  if (rewound) e["rewound_to"] = to_step, e["skip_data"] = data_skips_text(data_skips_);
+  try {
+    append_launch_record(cfg_.log.dir, e.dump());
+  } catch (const UserError& err) {
+    log_warn("%s", err.what());
+  }
+}
+
 void Trainer::record_launch_end(const char* how, int64_t step) {
   if (rank_ != 0) return;
   try {
@@ -519,24 +561,44 @@ StepResult Trainer::run_steps() {
     last = train_step(step);
     seconds_since_start_ += last.step_ms / 1000.0;
     report_straggler(step, last);
+    if (last.spike && cfg_.train.on_spike == "rewind") {
+      log_step(step, last);
+      if (++rewinds_in_row_ > cfg_.train.max_skipped)
+        fail_together(world_, "a loss spike at step " + std::to_string(step + 1) + " after " +
+                                  std::to_string(cfg_.train.max_skipped) + " rewinds without passing step " +
+                                  std::to_string(furthest_step_ + 1) + " (train.max_skipped = " +
+                                  std::to_string(cfg_.train.max_skipped) + "); the last checkpoint holds the state before them",
+                      rank_ == 0);
+      if (rewind_after_spike(step, last)) {
+        step = start_step_ - 1;  // the loop's ++step makes it the checkpoint's next step
+        continue;
+      }
+      if (rank_ == 0) log_warn("step %lld: no checkpoint to rewind to: the step is skipped", static_cast<long long>(step + 1));
+    }
     if (last.skipped) {
       ++skipped_in_row_;
-      if (rank_ == 0)
+      if (last.spike) {
+        record_spike(step, last, "skipped", step + 1);
+      } else if (rank_ == 0) {
         log_warn("step %lld: gradient norm %g: the update was skipped (%lld in a row; train.on_nonfinite = \"skip\")",
                  static_cast<long long>(step + 1), last.grad_norm, static_cast<long long>(skipped_in_row_));
+      }
       if (skipped_in_row_ >= cfg_.train.max_skipped)
         fail_together(world_, std::to_string(skipped_in_row_) + " steps in a row up to step " + std::to_string(step + 1) +
-                                  " had a non-finite gradient norm and were skipped (train.max_skipped = " +
-                                  std::to_string(cfg_.train.max_skipped) + "); the last checkpoint holds the state before them",
+                                  (last.spike ? " were loss spikes" : " had a non-finite gradient norm") +
+                                  " and were skipped (train.max_skipped = " + std::to_string(cfg_.train.max_skipped) +
+                                  "); the last checkpoint holds the state before them",
                       rank_ == 0);
     } else {
       skipped_in_row_ = 0;
+      spikes_.accept(last.loss);
+      if (step > furthest_step_) furthest_step_ = step, rewinds_in_row_ = 0;
     }
     if (!last.skipped && !std::isfinite(last.loss))  // the loss is reduced over the world: every rank sees it
       fail_together(world_, "loss became " + std::to_string(last.loss) + " at step " +
                                 std::to_string(step + 1) + " (lower optim.lr?)",
                     rank_ == 0);
-    if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps) log_step(step, last);
+    if ((step + 1) % cfg_.log.every == 0 || step + 1 == cfg_.train.steps || last.skipped) log_step(step, last);
     if (save_phase_ != SavePhase::none) advance_save(last.control.save);
     const bool last_step = step + 1 == cfg_.train.steps;
     // A signal reached some rank (all see the sum and stop together), or train.stop_at.

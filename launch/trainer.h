@@ -19,6 +19,7 @@
 #include "launch/tensorboard.h"
 #include "model/instance.h"
 #include "optim/adamw.h"
+#include "optim/loss_spike.h"
 #include "parallel/communicators.h"
 #include "parallel/flight_recorder.h"
 #include "parallel/watchdog.h"
@@ -54,7 +55,9 @@ struct StepResult {
   StepSplit split;            // mean over ranks
   double comm_bytes[4] = {};  // this rank's analytic bus bytes: tp, pp, dp, embedding
   StepControl control;
-  bool skipped = false;  // non-finite gradient norm: the update was not applied
+  bool skipped = false;  // non-finite gradient norm or a loss spike: the update was not applied
+  bool spike = false;    // the loss was a spike (train.spike_zscore) against this window:
+  double spike_mean = 0, spike_stddev = 0;
   int slowest_rank = -1;          // the rank whose compute took longest (several ranks)
   double slowest_compute_ms = 0;
 };
@@ -108,7 +111,14 @@ class Trainer {
 
   // Checkpoints (launch/trainer_checkpoint.cpp).
   void plan_shard();
+  // Loads the newest valid checkpoint of `candidates` (all must be valid when !automatic);
+  // false when none loaded.
+  bool resume_from(const std::vector<std::string>& candidates, bool automatic);
   void resume();
+  // After a loss spike at step index `step` with train.on_spike = "rewind": back to the newest
+  // checkpoint, the batches from it to the spike skipped. False when there is no checkpoint.
+  bool rewind_after_spike(int64_t step, const StepResult& r);
+  void record_spike(int64_t step, const StepResult& r, const char* action, int64_t to_step);
   std::string checkpoint_problem(const std::string& dir, std::unique_ptr<CheckpointReader>& reader);
   // Returns when (now_s) this rank's reads and checksums ended.
   double load_checkpoint(const CheckpointReader& reader);
@@ -170,6 +180,14 @@ class Trainer {
   // Resumed state: the first step to run and the data position (global sample of step s is
   // sample_base_ + s * global_batch).
   int64_t start_step_ = 0, sample_base_ = 0;
+  // Data windows skipped after loss spikes (and train.skip_data): the global sample of step s is
+  // samples_at(s) = sample_base_ + (s + data_skips_shift(data_skips_, s)) * global_batch.
+  std::vector<DataSkip> data_skips_;
+  int64_t samples_at(int64_t step) const {
+    return sample_base_ + (step + data_skips_shift(data_skips_, step)) * cfg_.train.global_batch;
+  }
+  LossSpikeDetector spikes_{0, 2};
+  int64_t rewinds_in_row_ = 0, furthest_step_ = -1;  // rewinds since the run last passed furthest_step_
   std::string resumed_from_;  // the checkpoint this launch resumed from, "" for none
   bool stopped_ = false;
   // Checkpoint saving: this rank's owned pieces and host buffers, the background writer and

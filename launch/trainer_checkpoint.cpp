@@ -1,7 +1,9 @@
 // Trainer: sharded checkpoints. What this rank owns (plan_shard), saving through a background
 // writer with the ranks agreeing on progress at step boundaries, and resuming from the newest
 // valid checkpoint under any layout.
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -95,8 +97,17 @@ std::string Trainer::layout_text() const {
 CheckpointMeta Trainer::checkpoint_meta(int64_t step) const {
   CheckpointMeta m;
   m.step = step;
-  m.samples = sample_base_ + step * cfg_.train.global_batch;
-  m.tokens = m.samples * cfg_.model.seq_len;
+  m.samples = samples_at(step);  // where the data goes on: past any skipped window
+  m.tokens = (sample_base_ + step * cfg_.train.global_batch) * cfg_.model.seq_len;  // trained on
+  if (spikes_.enabled()) {
+    char value[32];
+    for (double l : spikes_.window()) {
+      std::snprintf(value, sizeof value, "%.17g", l);
+      if (!m.loss_window.empty()) m.loss_window += ',';
+      m.loss_window += value;
+    }
+  }
+  m.data_skips = data_skips_text(data_skips_);
   m.seed = cfg_.train.seed;
   m.dtype = shard_.dtype;
   m.config_toml = config_to_toml(cfg_);
@@ -345,7 +356,27 @@ double Trainer::load_checkpoint(const CheckpointReader& r) {
   for (int g = 1; g < 3; ++g)
     if (host[g]) dev_.copy_from_host(targets[g], host[g]);
   start_step_ = meta.step;
-  sample_base_ = meta.samples - meta.step * cfg_.train.global_batch;
+  // The windows of data the checkpoint's run skipped, then those of train.skip_data still ahead.
+  std::vector<DataSkip> skips = data_skips_parse(meta.data_skips, r.dir() + "/index.h5");
+  sample_base_ = meta.samples - (meta.step + data_skips_shift(skips, meta.step)) * cfg_.train.global_batch;
+  for (const DataSkip& s : data_skips_parse(cfg_.train.skip_data, cfg_.source)) {
+    if (std::find(skips.begin(), skips.end(), s) != skips.end()) continue;
+    if (s.from < meta.step)
+      throw UserError(cfg_.source + ": train.skip_data: the window " + data_skips_text({s}) + " starts before step " +
+                      std::to_string(meta.step) + " of " + r.dir() + ", which was trained without it");
+    skips.insert(std::upper_bound(skips.begin(), skips.end(), s,
+                                  [](const DataSkip& a, const DataSkip& b) { return a.from < b.from; }),
+                 s);
+  }
+  data_skips_ = skips;
+  std::vector<double> window;
+  for (size_t at = 0; at < meta.loss_window.size();) {
+    size_t end = meta.loss_window.find(',', at);
+    if (end == std::string::npos) end = meta.loss_window.size();
+    window.push_back(std::strtod(meta.loss_window.substr(at, end - at).c_str(), nullptr));
+    at = end + 1;
+  }
+  spikes_.restore(window);
   if (rank_ == 0 && meta.seed != cfg_.train.seed)
     log_info("checkpoint: warning: it was written with train.seed = %lld, this run uses %lld "
              "(data order and dropout differ from the run that wrote it)",
@@ -358,7 +389,11 @@ void Trainer::resume() {
   if (mode == "none") return;
   const std::string root = cfg_.checkpoint.root(cfg_.log.dir);
   const bool automatic = mode == "auto";
-  const std::vector<std::string> candidates = automatic ? checkpoint_list(root) : std::vector<std::string>{mode};
+  if (!resume_from(automatic ? checkpoint_list(root) : std::vector<std::string>{mode}, automatic) && rank_ == 0)
+    log_info("checkpoint: no valid checkpoint in %s; starting from step 0", root.c_str());
+}
+
+bool Trainer::resume_from(const std::vector<std::string>& candidates, bool automatic) {
   for (const std::string& dir : candidates) {
     world_sum(0.0);  // the clock starts when every rank is here
     const double t0 = now_s();
@@ -396,12 +431,29 @@ void Trainer::resume() {
                  static_cast<long long>(r.meta().tokens), r.meta().layout.c_str(),
                  bytes / 1048576.0, t[0], cfg_.checkpoint.verify ? ", checksums verified" : " (checksums not verified)", t[1]);
       }
-      return;
+      return true;
     }
     if (!automatic) fail_together(world_, problem, rank_ == 0);
     if (rank_ == 0) log_info("checkpoint: skipping %s: %s", dir.c_str(), problem.c_str());
   }
-  if (rank_ == 0) log_info("checkpoint: no valid checkpoint in %s; starting from step 0", root.c_str());
+  return false;
+}
+
+bool Trainer::rewind_after_spike(int64_t step, const StepResult& r) {
+  drain_save();  // a checkpoint still being written may be the newest
+  std::vector<std::string> before;  // checkpoints of steps up to the spike's (a reused log.dir may hold later ones)
+  for (const std::string& dir : checkpoint_list(cfg_.checkpoint.root(cfg_.log.dir))) {
+    const std::string name = std::filesystem::path(dir).filename().string();
+    if (name.rfind("step_", 0) == 0 && std::strtoll(name.c_str() + 5, nullptr, 10) <= step) before.push_back(dir);
+  }
+  if (!resume_from(before, true)) return false;
+  // The batches from the checkpoint up to and including the spike's are never read again.
+  const DataSkip skip{start_step_, step + 1};
+  data_skips_.insert(std::upper_bound(data_skips_.begin(), data_skips_.end(), skip,
+                                      [](const DataSkip& a, const DataSkip& b) { return a.from < b.from; }),
+                     skip);
+  record_spike(step, r, "rewound", start_step_);
+  return true;
 }
 
 }  // namespace tessera

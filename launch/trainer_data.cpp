@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoints/failpoint.h"
 #include "launch/session.h"
 #include "launch/trainer.h"
 #include "runtime/error.h"
@@ -70,8 +71,13 @@ void Trainer::load_batch(int64_t step) {
   const TrainConfig& t = cfg_.train;
   const int64_t per_rank = micro_per_step_ * t.micro_batch;
   const int64_t first = me_.dp * per_rank;  // this rank's slice of the global batch
-  mixture_->samples(sample_base_ + step * t.global_batch + first, per_rank, host_inputs_.data(),
-                    host_targets_.data());
+  const int64_t at = samples_at(step) + first;
+  mixture_->samples(at, per_rank, host_inputs_.data(), host_targets_.data());
+  if (const int64_t n = failpoint_number("poison-batch", rank_); n > 0) {  // tests: a bad data window
+    const int64_t T = cfg_.model.seq_len, lo = (n - 1) * t.global_batch, hi = n * t.global_batch;
+    for (int64_t i = std::max(at, lo); i < std::min(at + per_rank, hi); ++i)
+      std::fill_n(host_targets_.data() + (i - at) * T, T, 0);
+  }
   dev_.copy_from_host(inputs_, host_inputs_.data());
   dev_.copy_from_host(targets_, host_targets_.data());
 }

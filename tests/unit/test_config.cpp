@@ -151,3 +151,23 @@ TEST(Config, ExamplesParseAndTheRecipeHoldsItsFigures) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(Config, LossSpikeKeys) {
+  const RunConfig c = config_load(write_config("[train]\nspike_zscore = 5\nspike_window = 50\non_spike = \"rewind\"\n"
+                                               "skip_data = \"100:140\"\n"),
+                                  {});
+  EXPECT_DOUBLE_EQ(c.train.spike_zscore, 5);
+  EXPECT_EQ(c.train.spike_window, 50);
+  EXPECT_EQ(c.train.on_spike, "rewind");
+  EXPECT_EQ(c.train.skip_data, "100:140");
+  const std::string bad = error_of("[train]\nskip_data = \"140:100\"\n");
+  EXPECT_NE(bad.find("train.skip_data: \"140:100\" is not FROM:TO with FROM < TO"), std::string::npos) << bad;
+  EXPECT_NE(error_of("[train]\non_spike = \"ignore\"\n").find("train.on_spike"), std::string::npos);
+  EXPECT_NE(error_of("[train]\nspike_window = 1\n").find("train.spike_window"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera
