@@ -53,3 +53,5 @@ for ((r = 1; r <= rounds; r++)); do
 done
 # The part on the step's own thread, per communication op, in isolation.
 [[ -x $build/bench/bench_flight_recorder ]] && "$build/bench/bench_flight_recorder"
+# Spike detection's own work per step, in isolation: the verdict and the 8-byte all-reduce.
+[[ -x $build/bench/bench_spike_check ]] && mpirun --oversubscribe -np 2 "$build/bench/bench_spike_check"
