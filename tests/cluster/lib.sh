@@ -33,7 +33,16 @@ trap cluster_teardown EXIT
 "$CLUSTER" up "${CLUSTER_NODES:-2}" >cluster-up.out 2>&1 || { cat cluster-up.out; exit 1; }
 eval "$("$CLUSTER" env)"
 
-fail() { echo "FAIL: $*"; exit 1; }
+# fail MESSAGE: ends the test; first shows the files named in SHOW_ON_FAIL and, under Slurm,
+# the state of the jobs in JOBS_ON_FAIL and of the nodes.
+fail() {
+  echo "FAIL: $*"
+  local f j
+  for f in ${SHOW_ON_FAIL:-}; do echo "== $f"; cat "$f" 2>/dev/null; done
+  for j in ${JOBS_ON_FAIL:-}; do scontrol show job "$j" 2>&1; done
+  [ -z "${JOBS_ON_FAIL:-}" ] || sinfo -N 2>&1
+  exit 1
+}
 
 # wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s; fails the test after SECONDS.
 wait_for() {
@@ -59,6 +68,16 @@ kill_ranks() {
       [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tessera ] && kill -KILL "$pid" 2>/dev/null || true
     done
   done
+}
+steps_at_least() { [ "$(logged_steps "$1")" -ge "$2" ]; }             # RUN_DIR N
+events_at_least() { [ "$(launch_events "$1" "$2")" -ge "$3" ]; }      # RUN_DIR EVENT N
+# no_ranks_on NODE: no tessera process is left on that node (e.g. node1).
+no_ranks_on() {
+  local pid
+  for pid in $(ip netns pids "$CLUSTER_NAME-$1"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tessera ] && return 1
+  done
+  return 0
 }
 job_gone() { [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; }
 

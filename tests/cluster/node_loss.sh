@@ -35,23 +35,15 @@ train = "tr"
 every = 1
 TOML
 "$TESSERA" train run.toml --set parallel.tp=1 --set log.dir='"runs/ref"' > ref.out 2>&1 || { cat ref.out; fail "single-process run"; }
-steps_at_least() { [ "$(logged_steps "$1")" -ge "$2" ]; }
-events_at_least() { [ "$(launch_events "$1" "$2")" -ge "$3" ]; }
-no_ranks_on_node1() {
-  local pid
-  for pid in $(ip netns pids "$CLUSTER_NAME-node1"); do
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tessera ] && return 1
-  done
-  return 0
-}
 
 job=$(RUN_DIR=runs/lossy sbatch --parsable -N1-2 --ntasks-per-node=2 "${SBATCH_CPU[@]}" -o job.out \
   "$SRC/examples/slurm/train.sbatch" run.toml)
+SHOW_ON_FAIL=job.out JOBS_ON_FAIL=$job
 wait_for 120 "the job stepping on both nodes past its step-8 checkpoint" steps_at_least runs/lossy 12
 grep -q '"rank_hosts":\["node1","node1","node2","node2"\]' runs/lossy/launches.jsonl || fail "the first launch is not on both nodes: $(cat runs/lossy/launches.jsonl)"
 start=$SECONDS
 "$CLUSTER" kill-node 2
-wait_for 60 "the ranks on node1 ending after node2 vanished" no_ranks_on_node1
+wait_for 60 "the ranks on node1 ending after node2 vanished" no_ranks_on node1
 echo "ranks on node1 ended $((SECONDS - start)) s after node2 was lost"
 for r in 0 1; do
   grep "^tessera: error: collective timeout: rank $r (node1)" job.out | grep -q "rank [23] (node2, pid [0-9]*): no heartbeat" ||

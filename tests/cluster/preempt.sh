@@ -37,8 +37,6 @@ submit() {  # submit RUN_DIR OUT: the batch script on 2 nodes x 2 tasks; prints 
   RUN_DIR=$1 sbatch --parsable -N2 --ntasks-per-node=2 "${SBATCH_CPU[@]}" -o "$2" \
     "$SRC/examples/slurm/train.sbatch" run.toml
 }
-steps_at_least() { [ "$(logged_steps "$1")" -ge "$2" ]; }
-events_at_least() { [ "$(launch_events "$1" "$2")" -ge "$3" ]; }
 
 straight=$(submit runs/straight straight.out)
 preempted=$(submit runs/preempted preempted.out)
