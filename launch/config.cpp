@@ -49,6 +49,8 @@ std::vector<Field> fields_of(RunConfig& c) {
       {"model", "activation", &c.model.activation, {"gelu_tanh", "gelu", "swiglu"}},
       {"model", "residual", &c.model.residual, {"sequential", "parallel"}},
       {"model", "embedding_norm", &c.model.embedding_norm},
+      {"model", "init", &c.model.init, {"gpt2", "neox", "normal"}},
+      {"model", "init_std", &c.model.init_std, {}, 1e-9, 1},
       {"parallel", "tp", &c.parallel.tp, {}, 1, 4096},
       {"parallel", "pp", &c.parallel.pp, {}, 1, 4096},
       {"parallel", "dp", &c.parallel.dp, {}, 0, 1 << 20},

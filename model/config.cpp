@@ -28,7 +28,9 @@ bool model_apply_family(ModelConfig& m, const std::string& family) {
   m.rope_fraction = 1.0;
   m.embedding_norm = false;
   m.residual = "sequential";
+  m.init = "normal", m.init_std = 0.02;
   if (family == "gpt2") {
+    m.init = "gpt2";
     m.norm = "layernorm", m.bias = true, m.position = "learned", m.activation = "gelu_tanh";
     m.tie_embeddings = true;
   } else if (family == "llama") {
@@ -37,6 +39,7 @@ bool model_apply_family(ModelConfig& m, const std::string& family) {
   } else if (family == "neox") {
     m.norm = "layernorm", m.bias = true, m.position = "rope", m.rope_fraction = 0.25;
     m.activation = "gelu", m.residual = "parallel", m.tie_embeddings = false;
+    m.init = "neox";  // as Pythia was trained
   } else if (family == "bloom") {
     m.norm = "layernorm", m.bias = true, m.position = "alibi", m.activation = "gelu_tanh";
     m.embedding_norm = true, m.tie_embeddings = true;
@@ -44,6 +47,13 @@ bool model_apply_family(ModelConfig& m, const std::string& family) {
     return false;
   }
   return true;
+}
+
+InitStds model_init_stds(const ModelConfig& m) {
+  const double L = static_cast<double>(m.n_layer), d = static_cast<double>(m.d_model);
+  if (m.init == "neox") return {std::sqrt(2.0 / (5.0 * d)), 2.0 / (L * std::sqrt(d))};
+  const double sigma = m.init == "normal" ? m.init_std : 0.02;
+  return {sigma, sigma / std::sqrt(2.0 * L)};
 }
 
 BlockComponents model_components(const ModelConfig& m) {

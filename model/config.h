@@ -28,6 +28,13 @@ struct ModelConfig {
   std::string activation = "gelu_tanh"; // "gelu_tanh" | "gelu" (exact) | "swiglu"
   std::string residual = "sequential";  // "sequential" | "parallel" (x + attn(n1(x)) + mlp(n2(x)))
   bool embedding_norm = false;          // a norm right after the token embedding (BLOOM)
+  // Initialisation of the weight matrices and embeddings (norms start at one, biases at zero):
+  // "gpt2": N(0, 0.02), the two output projections of each block N(0, 0.02/sqrt(2 n_layer));
+  // "neox": GPT-NeoX's small_init N(0, sqrt(2/(5 d_model))), output projections wang_init
+  // N(0, 2/(n_layer sqrt(d_model))); "normal": N(0, init_std), output projections
+  // N(0, init_std/sqrt(2 n_layer)) (Megatron's scaled init).
+  std::string init = "gpt2";
+  double init_std = 0.02;
 
   int64_t kv_heads() const { return n_kv_head ? n_kv_head : n_head; }
   int64_t ff() const;
@@ -59,6 +66,13 @@ struct BlockComponents {
   Residual residual;
 };
 BlockComponents model_components(const ModelConfig& m);
+
+// The standard deviations `init` gives: every initialised matrix and embedding, and the blocks'
+// output projections (attn.proj, mlp.proj).
+struct InitStds {
+  double weight = 0.02, output = 0.02;
+};
+InitStds model_init_stds(const ModelConfig& m);
 
 // One line describing the model (family, shape, components, vocabulary, context, parameters),
 // the same in every command that prints a summary.

@@ -59,8 +59,8 @@ Stage::Stage(const ModelConfig& cfg, StageSpec spec, TensorSlice tp, ParamRegist
   }
   const bool sp = tp.splits_sequence();
   const bool layernorm = comp_.norm == Norm::layernorm, swiglu = comp_.activation == Activation::swiglu;
-  // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 L).
-  const double std = 0.02, std_res = 0.02 / std::sqrt(2.0 * static_cast<double>(cfg.n_layer));
+  const InitStds init = model_init_stds(cfg);  // model.init: matrices/embeddings, output projections
+  const double std = init.weight, std_res = init.output;
   auto add = [&](Param p) -> Param& { return reg.add(std::move(p)); };
   // A norm's scale (ones) and, for LayerNorm, its shift (zeros).
   auto norm = [&](const std::string& name) {

@@ -54,6 +54,12 @@ ParityRun parity_run_for(const std::string& family) {
   r.model.seq_len = 32;
   r.model.vocab_size = 257;  // byte tokenizer: 256 bytes + end of document
   r.model.dropout = 0.0;
+  // One initialisation for every family (N(0, 0.02), output projections scaled): the clip
+  // thresholds below are set from the gradient norms it gives. With NeoX's small init the
+  // attention key bias (whose gradient is exactly zero, so float32 rounding noise that Adam
+  // scales to lr-sized steps) drifts 6e-5 between PyTorch fp32 and fp64 themselves, above any
+  // tolerance that says something about the other tensors. model.init is unit-tested on its own.
+  r.model.init = "normal", r.model.init_std = 0.02;
   r.optim.lr = 1e-3;
   r.optim.schedule = "constant";
   r.optim.weight_decay = 0.1;
