@@ -149,6 +149,32 @@ TEST(Config, ExamplesParseAndTheRecipeHoldsItsFigures) {
   EXPECT_EQ(c.model.num_parameters() / 1000000, 124);
 }
 
+// Each published-run recipe describes exactly the published model: its parameter count from the
+// registry equals the count of the released checkpoint (the sum of its tensors' sizes), and its
+// batch and schedule hold the figures its comments cite.
+TEST(Config, RecipesDescribeThePublishedModels) {
+  struct Recipe {
+    const char* file;
+    int64_t parameters;
+    int64_t tokens_per_step;
+    double tokens;  // the run's total
+  };
+  const Recipe recipes[] = {
+      {"pythia-160m.toml", 162322944, 2097152, 299.9e9},    // EleutherAI/pythia-160m
+      {"pythia-1b.toml", 1011781632, 2097152, 299.9e9},     // EleutherAI/pythia-1b
+      {"bloom-560m.toml", 559214592, 524288, 341e9},        // bigscience/bloom-560m
+      {"tinyllama-1.1b.toml", 1100048384, 2097152, 3e12},   // TinyLlama/TinyLlama-1.1B
+      {"llama-3.2-1b.toml", 1235814400, 4194304, 2e12},     // meta-llama/Llama-3.2-1B
+  };
+  for (const Recipe& r : recipes) {
+    const RunConfig c = config_load(std::string(TESSERA_SOURCE_DIR "/examples/") + r.file, {});
+    EXPECT_EQ(c.model.num_parameters(), r.parameters) << r.file;
+    EXPECT_EQ(c.model.padded_vocab(), c.model.vocab_size) << r.file << ": the published vocabulary needs no padding";
+    EXPECT_EQ(c.train.global_batch * c.model.seq_len, r.tokens_per_step) << r.file;
+    EXPECT_NEAR(static_cast<double>(c.train.steps) * r.tokens_per_step / r.tokens, 1.0, 1e-3) << r.file;
+  }
+}
+
 }  // namespace
 }  // namespace tessera
 
