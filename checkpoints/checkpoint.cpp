@@ -335,7 +335,7 @@ void checkpoint_commit(const std::string& root, const std::string& partial_dir,
   }
 }
 
-std::vector<std::string> checkpoint_list(const std::string& root) {
+std::vector<std::string> checkpoint_list(const std::string& root, int64_t max_step) {
   std::vector<std::pair<int64_t, std::string>> found;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec)) {
@@ -343,7 +343,8 @@ std::vector<std::string> checkpoint_list(const std::string& root) {
     if (name.size() != 13 || name.rfind("step_", 0) != 0) continue;
     if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
     if (!fs::exists(e.path() / "index.h5")) continue;
-    found.emplace_back(std::stoll(name.substr(5)), e.path().string());
+    const int64_t step = std::stoll(name.substr(5));
+    if (step <= max_step) found.emplace_back(step, e.path().string());
   }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;

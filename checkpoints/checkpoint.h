@@ -83,8 +83,9 @@ void checkpoint_commit(const std::string& root, const std::string& partial_dir,
                        const std::string& final_dir, const CheckpointMeta& meta,
                        const std::vector<ShardFile>& shards, int64_t keep, int64_t keep_every);
 
-// Directories under `root` that look complete (step_<N> with index.h5), newest step first.
-std::vector<std::string> checkpoint_list(const std::string& root);
+// Directories under `root` that look complete (step_<N> with index.h5, N <= max_step), newest
+// step first.
+std::vector<std::string> checkpoint_list(const std::string& root, int64_t max_step = INT64_MAX);
 
 // Reads a checkpoint. Every problem a user can cause is a UserError naming the file.
 class CheckpointReader {

@@ -99,14 +99,7 @@ CheckpointMeta Trainer::checkpoint_meta(int64_t step) const {
   m.step = step;
   m.samples = samples_at(step);  // where the data goes on: past any skipped window
   m.tokens = (sample_base_ + step * cfg_.train.global_batch) * cfg_.model.seq_len;  // trained on
-  if (spikes_.enabled()) {
-    char value[32];
-    for (double l : spikes_.window()) {
-      std::snprintf(value, sizeof value, "%.17g", l);
-      if (!m.loss_window.empty()) m.loss_window += ',';
-      m.loss_window += value;
-    }
-  }
+  if (spikes_.enabled()) m.loss_window = spikes_.window_text();
   m.data_skips = data_skips_text(data_skips_);
   m.seed = cfg_.train.seed;
   m.dtype = shard_.dtype;
@@ -364,19 +357,10 @@ double Trainer::load_checkpoint(const CheckpointReader& r) {
     if (s.from < meta.step)
       throw UserError(cfg_.source + ": train.skip_data: the window " + data_skips_text({s}) + " starts before step " +
                       std::to_string(meta.step) + " of " + r.dir() + ", which was trained without it");
-    skips.insert(std::upper_bound(skips.begin(), skips.end(), s,
-                                  [](const DataSkip& a, const DataSkip& b) { return a.from < b.from; }),
-                 s);
+    data_skips_insert(skips, s);
   }
   data_skips_ = skips;
-  std::vector<double> window;
-  for (size_t at = 0; at < meta.loss_window.size();) {
-    size_t end = meta.loss_window.find(',', at);
-    if (end == std::string::npos) end = meta.loss_window.size();
-    window.push_back(std::strtod(meta.loss_window.substr(at, end - at).c_str(), nullptr));
-    at = end + 1;
-  }
-  spikes_.restore(window);
+  spikes_.restore(meta.loss_window, r.dir() + "/index.h5");
   if (rank_ == 0 && meta.seed != cfg_.train.seed)
     log_info("checkpoint: warning: it was written with train.seed = %lld, this run uses %lld "
              "(data order and dropout differ from the run that wrote it)",
@@ -441,17 +425,11 @@ bool Trainer::resume_from(const std::vector<std::string>& candidates, bool autom
 
 bool Trainer::rewind_after_spike(int64_t step, const StepResult& r) {
   drain_save();  // a checkpoint still being written may be the newest
-  std::vector<std::string> before;  // checkpoints of steps up to the spike's (a reused log.dir may hold later ones)
-  for (const std::string& dir : checkpoint_list(cfg_.checkpoint.root(cfg_.log.dir))) {
-    const std::string name = std::filesystem::path(dir).filename().string();
-    if (name.rfind("step_", 0) == 0 && std::strtoll(name.c_str() + 5, nullptr, 10) <= step) before.push_back(dir);
-  }
-  if (!resume_from(before, true)) return false;
+  // Checkpoints of steps up to the spike's only (a reused log.dir may hold later ones).
+  if (!resume_from(checkpoint_list(cfg_.checkpoint.root(cfg_.log.dir), step), true)) return false;
   // The batches from the checkpoint up to and including the spike's are never read again.
   const DataSkip skip{start_step_, step + 1};
-  data_skips_.insert(std::upper_bound(data_skips_.begin(), data_skips_.end(), skip,
-                                      [](const DataSkip& a, const DataSkip& b) { return a.from < b.from; }),
-                     skip);
+  data_skips_insert(data_skips_, skip);
   record_spike(step, r, "rewound", start_step_);
   return true;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "runtime/error.h"
@@ -35,6 +36,33 @@ void LossSpikeDetector::accept(double loss) {
 void LossSpikeDetector::restore(const std::vector<double>& losses) {
   losses_.assign(losses.begin(), losses.end());
   while (losses_.size() > capacity_) losses_.pop_front();
+}
+
+std::string LossSpikeDetector::window_text() const {
+  std::string text;
+  char value[32];
+  for (double l : losses_) {
+    std::snprintf(value, sizeof value, "%.17g", l);
+    if (!text.empty()) text += ',';
+    text += value;
+  }
+  return text;
+}
+
+void LossSpikeDetector::restore(const std::string& window_text, const std::string& where) {
+  std::vector<double> losses;
+  for (size_t at = 0; !window_text.empty() && at <= window_text.size();) {
+    size_t end = window_text.find(',', at);
+    if (end == std::string::npos) end = window_text.size();
+    const std::string piece = window_text.substr(at, end - at);
+    char* stop = nullptr;
+    const double l = std::strtod(piece.c_str(), &stop);
+    if (piece.empty() || *stop != '\0' || !std::isfinite(l))
+      throw UserError(where + ": loss_window: \"" + piece + "\" is not a finite number (the checkpoint is damaged)");
+    losses.push_back(l);
+    at = end + 1;
+  }
+  restore(losses);
 }
 
 std::vector<DataSkip> data_skips_parse(const std::string& text, const std::string& where) {
@@ -75,6 +103,12 @@ std::string data_skips_text(const std::vector<DataSkip>& skips) {
     text += std::to_string(s.to);
   }
   return text;
+}
+
+void data_skips_insert(std::vector<DataSkip>& skips, const DataSkip& skip) {
+  skips.insert(std::upper_bound(skips.begin(), skips.end(), skip,
+                                [](const DataSkip& a, const DataSkip& b) { return a.from < b.from; }),
+               skip);
 }
 
 int64_t data_skips_shift(const std::vector<DataSkip>& skips, int64_t k) {

@@ -26,7 +26,10 @@ class LossSpikeDetector {
 
   // The window, oldest first: saved with checkpoints so a resumed run judges alike.
   std::vector<double> window() const { return {losses_.begin(), losses_.end()}; }
+  // The window as checkpoints store it: "%.17g" values, comma-separated (exact round trip).
+  std::string window_text() const;
   void restore(const std::vector<double>& losses);
+  void restore(const std::string& window_text, const std::string& where);  // throws UserError naming `where`
 
  private:
   double zscore_;
@@ -44,6 +47,8 @@ struct DataSkip {
 // naming `where` and the piece at fault.
 std::vector<DataSkip> data_skips_parse(const std::string& text, const std::string& where);
 std::string data_skips_text(const std::vector<DataSkip>& skips);
+// Adds `skip` after every window that starts at or before it (the list stays in step order).
+void data_skips_insert(std::vector<DataSkip>& skips, const DataSkip& skip);
 // How many steps' worth of batches lie skipped before the batch of step index k (0-based).
 int64_t data_skips_shift(const std::vector<DataSkip>& skips, int64_t k);
 

@@ -261,7 +261,7 @@ TEST(CheckpointDirectIo, WriteBlocksPlacesBlocksKeepsGapsAndChecksumsTheFile) {
     payloads.push_back(p);
   }
   for (size_t i = 0; i < places.size(); ++i) {
-    blocks.push_back({places[i].first, payloads[i].data(), places[i].second});
+    blocks.push_back({places[i].first, payloads[i].data(), places[i].second, {}});
     file.replace(static_cast<size_t>(places[i].first), payloads[i].size(), payloads[i]);
   }
   bool called = false;

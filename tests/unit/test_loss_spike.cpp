@@ -84,3 +84,33 @@ TEST(DataSkips, BadTextIsOneLineNamingIt) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(LossSpike, WindowTextRoundTripsExactlyAndRefusesDamage) {
+  LossSpikeDetector d(3.0, 4), e(3.0, 4);
+  for (double l : {2.0, 0.1 + 0.2, 1.0 / 3.0, 5e-310}) d.accept(l);
+  e.restore(d.window_text(), "ck/index.h5");
+  EXPECT_EQ(e.window(), d.window());
+  e.restore("", "ck/index.h5");
+  EXPECT_TRUE(e.window().empty());
+  for (const char* bad : {"1.5,x", "1.5,,2", "nan", "1.5,"}) {
+    try {
+      e.restore(bad, "ck/index.h5");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const UserError& err) {
+      EXPECT_EQ(std::string(err.what()).rfind("ck/index.h5: loss_window: ", 0), 0u) << err.what();
+    }
+  }
+}
+
+TEST(DataSkips, InsertKeepsStepOrderAfterEqualStarts) {
+  std::vector<DataSkip> s = {{4, 8}, {10, 12}};
+  data_skips_insert(s, {10, 11});
+  data_skips_insert(s, {2, 3});
+  EXPECT_EQ(data_skips_text(s), "2:3,4:8,10:12,10:11");
+}
+
+}  // namespace
+}  // namespace tessera
